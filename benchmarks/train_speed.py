@@ -1,0 +1,103 @@
+"""Training images/second: our tensor-on-device loop against a plain torchvision
+DataLoader(ToTensor()) loop, side by side in one run; then batch-1 inference latency.
+
+    python benchmarks/train_speed.py [--steps 60] [--rounds 5]
+
+Both loops use the same model, optimiser, batch size and step function, so the
+difference is the data path alone (plus, for 'ours + augment', our augmentation).
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from model import IMAGE_SIZE, ConvNet  # noqa: E402
+from train import DATA_DIR, augment, load_mnist, to_inputs, train_step  # noqa: E402
+
+
+def fresh_model() -> tuple[ConvNet, torch.optim.Optimizer]:
+    model = ConvNet().to(memory_format=torch.channels_last).train()
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+def images_per_second_dataloader(loader: DataLoader, steps: int) -> float:
+    model, optimizer = fresh_model()
+    batches = iter(loader)
+    started = time.perf_counter()
+    for _ in range(steps):
+        x, y = next(batches)
+        train_step(model, optimizer, x, y)
+    return steps * loader.batch_size / (time.perf_counter() - started)
+
+
+def images_per_second_ours(x_all, y_all, batch_size, steps, with_augment) -> float:
+    model, optimizer = fresh_model()
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(x_all), generator=generator)
+    started = time.perf_counter()
+    for step in range(steps):
+        index = order[step * batch_size : (step + 1) * batch_size]
+        x, y = x_all[index], y_all[index]
+        if with_augment:
+            x = augment(x, generator)
+        train_step(model, optimizer, x, y)
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def batch1_latency_ms(threads: int, calls: int = 1000) -> float:
+    torch.set_num_threads(threads)
+    model = ConvNet().eval()
+    x = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    times = []
+    with torch.inference_mode():
+        for _ in range(50):
+            model(x)
+        for _ in range(calls):
+            started = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=60, help="training steps per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians shown")
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+
+    dataset = torchvision.datasets.MNIST(
+        DATA_DIR, train=True, transform=torchvision.transforms.ToTensor()
+    )
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=0)
+    images, labels = load_mnist(DATA_DIR, train=True)
+    x_all, y_all = to_inputs(images, torch.device("cpu")), labels
+
+    results = {"DataLoader(ToTensor())": [], "ours": [], "ours + augment": []}
+    for _ in range(args.rounds):
+        results["DataLoader(ToTensor())"].append(images_per_second_dataloader(loader, args.steps))
+        results["ours"].append(
+            images_per_second_ours(x_all, y_all, args.batch_size, args.steps, False)
+        )
+        results["ours + augment"].append(
+            images_per_second_ours(x_all, y_all, args.batch_size, args.steps, True)
+        )
+    baseline = statistics.median(results["DataLoader(ToTensor())"])
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"{name:24s} {median:8.0f} images/s  ({median / baseline:.2f}x DataLoader)")
+
+    for threads in (1, 2):
+        print(f"batch-1 inference, {threads} thread(s): {batch1_latency_ms(threads):.3f} ms median")
+
+
+if __name__ == "__main__":
+    main()

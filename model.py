@@ -1,0 +1,100 @@
+"""The ConvNet that reads digits, and how its weights are saved and loaded.
+
+Input contract (the one place it is stated): a float tensor of shape (N, 1, 28, 28),
+pixel values in [0, 1], a white digit on black as in MNIST. The model normalises
+internally, so callers never need the MNIST statistics. The output is logits;
+apply softmax only where probabilities are shown.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+IMAGE_SIZE = 28
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixels in [0, 1]
+WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "convnet.safetensors"
+
+
+class WeightsError(RuntimeError):
+    """The weights file is missing, damaged or does not fit the model."""
+
+
+class ConvNet(nn.Module):
+    """Two 5x5 convolutions and two linear layers: 184,586 parameters."""
+
+    def __init__(self, conv_dropout: float = 0.1, fc_dropout: float = 0.3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=5)  # 28 -> 24, pooled to 12
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=5)  # 12 -> 8, pooled to 4
+        self.conv_dropout = nn.Dropout(conv_dropout)
+        self.fc1 = nn.Linear(4 * 4 * 64, 128)
+        self.fc_dropout = nn.Dropout(fc_dropout)
+        self.fc2 = nn.Linear(128, len(CLASS_NAMES))
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - MNIST_MEAN) / MNIST_STD
+        x = torch.relu(self.pool(self.conv1(x)))
+        x = torch.relu(self.pool(self.conv_dropout(self.conv2(x))))
+        x = torch.relu(self.fc1(x.flatten(1)))
+        return self.fc2(self.fc_dropout(x))
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    """Write the weights atomically: a temporary file in the same folder, then a rename.
+
+    An interrupted save leaves the previous file untouched, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_metadata(path: Path = WEIGHTS_PATH) -> dict[str, str]:
+    """The training facts stored in the file's header (accuracy, epochs, seed...)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (OSError, SafetensorError) as e:
+        raise WeightsError(_weights_problem(path, e)) from None
+
+
+def load_model(path: Path = WEIGHTS_PATH) -> ConvNet:
+    """The trained ConvNet on the CPU in eval mode, or a WeightsError saying what to do."""
+    path = Path(path)
+    model = ConvNet()
+    try:
+        state = load_file(str(path))  # safetensors: plain tensors, no pickle to execute
+        model.load_state_dict(state)
+    except (OSError, SafetensorError, RuntimeError) as e:
+        raise WeightsError(_weights_problem(path, e)) from None
+    return model.eval()
+
+
+def _weights_problem(path: Path, error: Exception) -> str:
+    if not Path(path).exists():
+        what = "does not exist"
+    elif isinstance(error, RuntimeError) and not isinstance(error, SafetensorError):
+        what = "holds weights of a different model"
+    else:
+        what = "is damaged or not a safetensors file"
+    return (
+        f"Weights file {path} {what}: restore it with `git checkout -- weights/` "
+        "or retrain with `python train.py`."
+    )

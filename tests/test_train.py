@@ -1,0 +1,105 @@
+"""train.py through its command line, on small real subsets of MNIST."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model import WEIGHTS_PATH, load_model, read_metadata
+from train import augment, pick_device
+
+ROOT = WEIGHTS_PATH.parent.parent
+
+
+def run_train(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_autodetect_falls_back_to_cpu_without_accelerator():
+    # This machine runs a CUDA build of torch with no GPU: the answer must still be cpu.
+    if torch.accelerator.is_available():
+        pytest.skip("an accelerator is present here")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_forced_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="not usable here"):
+            pick_device("cuda")
+
+
+def test_augment_keeps_shape_range_and_changes_images(mnist_test):
+    images, _ = mnist_test
+    x = images[:64].unsqueeze(1).float() / 255
+    out = augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert out.min() >= 0 and out.max() <= 1.0 + 1e-6
+    assert (out - x).abs().mean() > 0.02
+    # Ink is neither wiped out nor flooded: every image keeps a plausible amount of it.
+    ink = out.flatten(1).sum(1) / x.flatten(1).sum(1)
+    assert ink.min() > 0.3 and ink.max() < 4
+
+
+def test_cli_trains_a_loadable_model_that_beats_chance(tmp_path):
+    out = tmp_path / "w.safetensors"
+    result = run_train("--epochs", "2", "--limit", "3000", "--out", str(out), "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "device cpu" in result.stdout and "parameters 184,586" in result.stdout
+    assert "epoch  2/2" in result.stdout and "test accuracy" in result.stdout
+    meta = read_metadata(out)
+    assert meta["epochs"] == "2" and meta["seed"] == "3" and meta["train_images"] == "3000"
+    assert float(meta["test_accuracy"]) > 0.85  # chance is 0.10
+    load_model(out)
+
+
+def test_same_seed_same_weights(tmp_path):
+    args = ("--epochs", "1", "--limit", "1000", "--seed", "7")
+    for name in ("a", "b"):
+        result = run_train(*args, "--out", str(tmp_path / f"{name}.safetensors"))
+        assert result.returncode == 0, result.stderr
+    a, b = (load_file(tmp_path / f"{name}.safetensors") for name in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_offline_without_data_says_where_to_put_it(tmp_path):
+    empty = tmp_path / "no-data"
+    result = run_train("--data-dir", str(empty), "--out", str(tmp_path / "w.safetensors"))
+    assert result.returncode != 0
+    assert "Could not download MNIST" in result.stderr
+    assert str(empty / "MNIST" / "raw") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_keeps_previous_weights(tmp_path, sig):
+    out = tmp_path / "w.safetensors"
+    out.write_bytes(WEIGHTS_PATH.read_bytes())
+    before = out.read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", "--epochs", "50", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("device")  # training has begun
+    time.sleep(1)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert "Interrupted" in stderr and "Traceback" not in stderr
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]

@@ -1,0 +1,253 @@
+"""Train the ConvNet on MNIST and save the weights that the app loads.
+
+    python train.py                 # the shipped weights (about 4 minutes on a 2-core CPU)
+    python train.py --epochs 5 --out /tmp/quick.safetensors
+
+The whole dataset lives on the device as one tensor and batches are drawn by index,
+augmented there in one batched step: no DataLoader or per-image PIL work in the loop.
+"""
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from tqdm import tqdm
+
+from model import IMAGE_SIZE, WEIGHTS_PATH, ConvNet, save_weights
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+VAL_SIZE = 5_000  # the last training images; they choose nothing, they only report progress
+EVAL_BATCH = 2_000
+
+# Augmentation ranges: drawn digits are rotated, slanted, off-size and drawn with any pen.
+MAX_ROTATION_DEG = 12.0
+SCALE_RANGE = (0.85, 1.15)
+MAX_SHEAR = 0.25
+MAX_SHIFT_PX = 2.0
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The requested device, else the available accelerator (CUDA, MPS, XPU...), else CPU."""
+    if requested:
+        device = torch.device(requested)
+        try:
+            torch.empty(1, device=device)
+        except (RuntimeError, AssertionError) as e:
+            sys.exit(f"Device '{requested}' is not usable here ({e}). Try --device cpu.")
+        return device
+    # A CUDA build on a machine without a GPU still names cuda as its accelerator:
+    # check_available asks whether one is actually there.
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    return accelerator if accelerator is not None else torch.device("cpu")
+
+
+def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images (uint8, N x 28 x 28) and labels, downloading them if absent."""
+    data_dir = Path(data_dir)
+    try:
+        dataset = torchvision.datasets.MNIST(data_dir, train=train, download=False)
+    except RuntimeError:
+        print(f"MNIST not found in {data_dir}; downloading it...", file=sys.stderr)
+        chatter = io.StringIO()  # torchvision prints every failed mirror; we say it once
+        try:
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                dataset = torchvision.datasets.MNIST(data_dir, train=train, download=True)
+        except Exception as e:
+            raw = data_dir / "MNIST" / "raw"
+            sys.exit(
+                f"Could not download MNIST ({type(e).__name__}). Without a network, put the "
+                f"four files {', '.join(MNIST_FILES)} (uncompressed) in {raw}/ and run again."
+            )
+    return dataset.data, dataset.targets
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random pen thickness, then a random affine warp, for a batch (N, 1, 28, 28) on device."""
+    n, device = x.shape[0], x.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator, device=device) * (high - low) + low
+
+    # Pen: thinner (2x2 erosion), as is, thicker (2x2 or 3x3 dilation), blended by a random amount.
+    eroded = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1), value=-1.0), 2, stride=1)
+    dilated2 = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)
+    dilated3 = F.max_pool2d(x, 3, stride=1, padding=1)
+    pens = torch.stack([eroded, x, dilated2, dilated3])
+    choice = torch.randint(0, 4, (n,), generator=generator, device=device)
+    pen = pens[choice, torch.arange(n, device=device)]
+    amount = uniform(0.5, 1.0).view(n, 1, 1, 1)
+    x = x + amount * (pen - x)
+
+    # Affine: rotation, shear, scale and shift, as one 2x3 matrix per image.
+    angle = torch.deg2rad(uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
+    shear = uniform(-MAX_SHEAR, MAX_SHEAR)
+    scale = uniform(*SCALE_RANGE)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift = MAX_SHIFT_PX * 2 / IMAGE_SIZE
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + shear * cos, uniform(-shift, shift)], dim=1),
+            torch.stack([sin, cos + shear * sin, uniform(-shift, shift)], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False)
+
+
+def train_step(
+    model: ConvNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """One gradient step on a batch; returns its loss."""
+    loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def accuracy(model: ConvNet, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images classified correctly (images float in [0, 1], N x 1 x 28 x 28)."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), EVAL_BATCH):
+        logits = model(
+            images[start : start + EVAL_BATCH].contiguous(memory_format=torch.channels_last)
+        )
+        correct += (logits.argmax(1) == labels[start : start + EVAL_BATCH]).sum().item()
+    return correct / len(images)
+
+
+def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> the model's float input (N, 1, 28, 28) in [0, 1], on the device."""
+    return images.to(device).unsqueeze(1).float().div_(255)
+
+
+def train(args: argparse.Namespace) -> None:
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+
+    train_images, train_labels = load_mnist(args.data_dir, train=True)
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
+    x_train, x_val = (
+        to_inputs(train_images[:-VAL_SIZE], device),
+        to_inputs(train_images[-VAL_SIZE:], device),
+    )
+    y_train, y_val = train_labels[:-VAL_SIZE].to(device), train_labels[-VAL_SIZE:].to(device)
+    if args.limit:
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+
+    model = ConvNet().to(device, memory_format=torch.channels_last)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"device {device}  parameters {n_params:,}  seed {args.seed}  "
+        f"training images {len(x_train):,}"
+    )
+
+    steps_per_epoch = -(-len(x_train) // args.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=args.lr,
+        epochs=args.epochs,
+        steps_per_epoch=steps_per_epoch,
+        pct_start=0.2,
+    )
+
+    started = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        epoch_started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator, device=device)
+        running_loss = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False)
+        for step in bar:
+            index = order[step * args.batch_size : (step + 1) * args.batch_size]
+            x, y = x_train[index], y_train[index]
+            if args.augment:
+                x = augment(x, generator)
+            loss = train_step(model, optimizer, x, y)
+            scheduler.step()
+            running_loss = loss if step == 0 else 0.98 * running_loss + 0.02 * loss
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{running_loss:.4f}")
+        val_acc = accuracy(model, x_val, y_val)
+        print(
+            f"epoch {epoch:2d}/{args.epochs}  loss {running_loss:.4f}  val {val_acc:.2%}  "
+            f"lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - epoch_started:.1f}s"
+        )
+
+    train_seconds = time.perf_counter() - started
+    test_acc = accuracy(model, to_inputs(test_images, device), test_labels.to(device))
+    print(
+        f"test accuracy {test_acc:.2%} ({len(test_images):,} images)  "
+        f"training time {train_seconds:.0f}s"
+    )
+
+    metadata = {
+        "test_accuracy": f"{test_acc:.4f}",
+        "val_accuracy": f"{val_acc:.4f}",
+        "epochs": str(args.epochs),
+        "batch_size": str(args.batch_size),
+        "lr": str(args.lr),
+        "weight_decay": str(args.weight_decay),
+        "augment": str(args.augment),
+        "seed": str(args.seed),
+        "train_images": str(len(x_train)),
+        "train_seconds": f"{train_seconds:.0f}",
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    save_weights(model, args.out, metadata)
+    print(f"saved {args.out}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule"
+    )
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="where MNIST is, or is downloaded to"
+    )
+    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
+    parser.add_argument(
+        "--device", help="force a device (cpu, cuda, mps, xpu...); default: autodetect"
+    )
+    parser.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="train on plain MNIST"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, help=argparse.SUPPRESS
+    )  # tests: a small subset
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # epoch lines show up at once through `| tee`
+    try:
+        train(parse_args())
+    except KeyboardInterrupt:
+        sys.exit("\nInterrupted: nothing was saved, the previous weights file is untouched.")
