@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 IMAGE_SIZE = 28
+DIGIT_BOX = 20  # MNIST scaled each digit's longer side to 20 px inside the 28 x 28 image
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixels in [0, 1]
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "convnet.safetensors"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from model import IMAGE_SIZE, WEIGHTS_PATH, ConvNet, save_weights
+from model import DIGIT_BOX, IMAGE_SIZE, WEIGHTS_PATH, ConvNet, save_weights
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MNIST_FILES = (
@@ -37,13 +37,15 @@ MAX_ROTATION_DEG = 12.0
 SCALE_RANGE = (0.85, 1.15)
 MAX_SHEAR = 0.25
 MAX_SHIFT_PX = 2.0
+PEN_GROWTH_PX = 5  # the thickest pen adds 5 px to MNIST's ~2.5 px strokes
+LABEL_SMOOTHING = 0.1  # drawn digits are often ambiguous: discourage overconfident answers
 
 
 def pick_device(requested: str | None = None) -> torch.device:
     """The requested device, else the available accelerator (CUDA, MPS, XPU...), else CPU."""
     if requested:
-        device = torch.device(requested)
         try:
+            device = torch.device(requested)
             torch.empty(1, device=device)
         except (RuntimeError, AssertionError) as e:
             sys.exit(f"Device '{requested}' is not usable here ({e}). Try --device cpu.")
@@ -55,23 +57,55 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images (uint8, N x 28 x 28) and labels, downloading them if absent."""
-    data_dir = Path(data_dir)
+    """MNIST images (uint8, N x 28 x 28) and labels, downloading them first if absent."""
+    raw = Path(data_dir) / "MNIST" / "raw"
+    if not all((raw / name).exists() for name in MNIST_FILES):
+        download_mnist(Path(data_dir))
     try:
         dataset = torchvision.datasets.MNIST(data_dir, train=train, download=False)
-    except RuntimeError:
-        print(f"MNIST not found in {data_dir}; downloading it...", file=sys.stderr)
-        chatter = io.StringIO()  # torchvision prints every failed mirror; we say it once
-        try:
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                dataset = torchvision.datasets.MNIST(data_dir, train=train, download=True)
-        except Exception as e:
-            raw = data_dir / "MNIST" / "raw"
-            sys.exit(
-                f"Could not download MNIST ({type(e).__name__}). Without a network, put the "
-                f"four files {', '.join(MNIST_FILES)} (uncompressed) in {raw}/ and run again."
-            )
+    except Exception as e:  # a truncated or foreign file fails in many different ways
+        sys.exit(f"Could not read MNIST from {raw}/ ({e}). Delete those files and run again.")
     return dataset.data, dataset.targets
+
+
+def download_mnist(data_dir: Path) -> None:
+    """torchvision's download, with one clear message when it is impossible (offline)."""
+    print(f"MNIST not found in {data_dir}; downloading it...", file=sys.stderr)
+    chatter = io.StringIO()  # torchvision prints every failed mirror; we say it once
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            torchvision.datasets.MNIST(data_dir, train=True, download=True)
+    except Exception as e:
+        sys.exit(
+            f"Could not download MNIST ({type(e).__name__}). Without a network, put the four "
+            f"files {', '.join(MNIST_FILES)} (uncompressed) in {data_dir / 'MNIST' / 'raw'}/ "
+            "and run again."
+        )
+
+
+def pen_widths(x: torch.Tensor, max_growth: int) -> torch.Tensor:
+    """The batch redrawn with pens from 1 px thinner to max_growth px thicker: (max_growth + 2,
+    N, 1, 28, 28). Strokes grow at double resolution by alternating square and cross
+    dilations (an octagon, close to a round pen), then are averaged back down (anti-aliased)."""
+    big = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    pens = [F.avg_pool2d(-_grow(-big, square=True), 2), x]
+    for step in range(max_growth):
+        big = _grow(big, square=step % 2 == 0)
+        pens.append(F.avg_pool2d(big, 2))
+    return torch.stack(pens)
+
+
+def _grow(x: torch.Tensor, square: bool) -> torch.Tensor:
+    """3x3 grey-level dilation, square or cross shaped (shifted maxima: max_pool2d is far
+    slower on one-channel images on the CPU)."""
+    padded = F.pad(x, (1, 1, 1, 1))
+    rows = torch.maximum(
+        torch.maximum(padded[..., :-2, :], padded[..., 1:-1, :]), padded[..., 2:, :]
+    )
+    if square:
+        return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+    cols = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.maximum(rows[..., 1:-1], cols[..., 1:-1, :])
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -81,20 +115,19 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
-    # Pen: thinner (2x2 erosion), as is, thicker (2x2 or 3x3 dilation), blended by a random amount.
-    eroded = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1), value=-1.0), 2, stride=1)
-    dilated2 = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)
-    dilated3 = F.max_pool2d(x, 3, stride=1, padding=1)
-    pens = torch.stack([eroded, x, dilated2, dilated3])
-    choice = torch.randint(0, 4, (n,), generator=generator, device=device)
-    pen = pens[choice, torch.arange(n, device=device)]
-    amount = uniform(0.5, 1.0).view(n, 1, 1, 1)
-    x = x + amount * (pen - x)
+    # Pen: one pixel thinner, as is, or up to PEN_GROWTH_PX thicker, blended by a random amount.
+    # A thicker pen also makes a bigger digit, which preprocessing scales back to 20 px: so
+    # the affine step below shrinks it by the same amount.
+    growth = torch.randint(-1, PEN_GROWTH_PX + 1, (n,), generator=generator, device=device)
+    pen = pen_widths(x, PEN_GROWTH_PX)[growth + 1, torch.arange(n, device=device)]
+    amount = uniform(0.5, 1.0)
+    x = x + amount.view(n, 1, 1, 1) * (pen - x)
+    pen_shrink = DIGIT_BOX / (DIGIT_BOX + amount * growth)
 
     # Affine: rotation, shear, scale and shift, as one 2x3 matrix per image.
     angle = torch.deg2rad(uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
     shear = uniform(-MAX_SHEAR, MAX_SHEAR)
-    scale = uniform(*SCALE_RANGE)
+    scale = uniform(*SCALE_RANGE) * pen_shrink
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     shift = MAX_SHIFT_PX * 2 / IMAGE_SIZE
     theta = torch.stack(
@@ -105,14 +138,18 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         dim=1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False)
+    x = F.grid_sample(x, grid, align_corners=False)
+    # Preprocessing scales the strongest ink to 1, so a thinned, blurred stroke must be too.
+    return x / x.amax(dim=(2, 3), keepdim=True).clamp_min(1e-3)
 
 
 def train_step(
     model: ConvNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
 ) -> float:
     """One gradient step on a batch; returns its loss."""
-    loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+    loss = F.cross_entropy(
+        model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=LABEL_SMOOTHING
+    )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -206,6 +243,7 @@ def train(args: argparse.Namespace) -> None:
         "batch_size": str(args.batch_size),
         "lr": str(args.lr),
         "weight_decay": str(args.weight_decay),
+        "label_smoothing": str(LABEL_SMOOTHING),
         "augment": str(args.augment),
         "seed": str(args.seed),
         "train_images": str(len(x_train)),
@@ -222,7 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule"
@@ -242,7 +280,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--limit", type=int, default=0, help=argparse.SUPPRESS
     )  # tests: a small subset
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be at least 1")
+    return args
 
 
 if __name__ == "__main__":
