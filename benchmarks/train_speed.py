@@ -1,5 +1,6 @@
 """Training images/second: our tensor-on-device loop against a plain torchvision
-DataLoader(ToTensor()) loop, side by side in one run; then batch-1 inference latency.
+DataLoader(ToTensor()) loop, and against the usual way to augment (per-image RandomAffine
+in the DataLoader), side by side in one run; then batch-1 inference latency.
 
     python benchmarks/train_speed.py [--steps 60] [--rounds 5]
 
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model import IMAGE_SIZE, ConvNet  # noqa: E402
-from train import DATA_DIR, augment, load_mnist, to_inputs, train_step  # noqa: E402
+from train import DATA_DIR, augment, load_mnist, skeletonize, to_inputs, train_step  # noqa: E402
 
 
 def fresh_model() -> tuple[ConvNet, torch.optim.Optimizer]:
@@ -37,7 +38,7 @@ def images_per_second_dataloader(loader: DataLoader, steps: int) -> float:
     return steps * loader.batch_size / (time.perf_counter() - started)
 
 
-def images_per_second_ours(x_all, y_all, batch_size, steps, with_augment) -> float:
+def images_per_second_ours(x_all, y_all, skeletons, batch_size, steps, with_augment) -> float:
     model, optimizer = fresh_model()
     generator = torch.Generator().manual_seed(0)
     order = torch.randperm(len(x_all), generator=generator)
@@ -46,7 +47,7 @@ def images_per_second_ours(x_all, y_all, batch_size, steps, with_augment) -> flo
         index = order[step * batch_size : (step + 1) * batch_size]
         x, y = x_all[index], y_all[index]
         if with_augment:
-            x = augment(x, generator)
+            x = augment(x, skeletons[index], generator)
         train_step(model, optimizer, x, y)
     return steps * batch_size / (time.perf_counter() - started)
 
@@ -74,21 +75,34 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
 
-    dataset = torchvision.datasets.MNIST(
-        DATA_DIR, train=True, transform=torchvision.transforms.ToTensor()
+    T = torchvision.transforms
+    plain = torchvision.datasets.MNIST(DATA_DIR, train=True, transform=T.ToTensor())
+    affine = T.RandomAffine(degrees=12, translate=(0.07, 0.07), scale=(0.85, 1.15), shear=14)
+    augmented = torchvision.datasets.MNIST(
+        DATA_DIR, train=True, transform=T.Compose([affine, T.ToTensor()])
     )
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=0)
+    loaders = {
+        "DataLoader(ToTensor())": DataLoader(plain, args.batch_size, shuffle=True),
+        "DataLoader + RandomAffine": DataLoader(augmented, args.batch_size, shuffle=True),
+    }
     images, labels = load_mnist(DATA_DIR, train=True)
     x_all, y_all = to_inputs(images, torch.device("cpu")), labels
+    started = time.perf_counter()
+    skeletons = skeletonize(x_all)
+    print(
+        f"pen paths of all {len(x_all):,} training digits (once per run): "
+        f"{time.perf_counter() - started:.1f}s"
+    )
 
-    results = {"DataLoader(ToTensor())": [], "ours": [], "ours + augment": []}
+    results = {name: [] for name in [*loaders, "ours", "ours + augment"]}
     for _ in range(args.rounds):
-        results["DataLoader(ToTensor())"].append(images_per_second_dataloader(loader, args.steps))
+        for name, loader in loaders.items():
+            results[name].append(images_per_second_dataloader(loader, args.steps))
         results["ours"].append(
-            images_per_second_ours(x_all, y_all, args.batch_size, args.steps, False)
+            images_per_second_ours(x_all, y_all, skeletons, args.batch_size, args.steps, False)
         )
         results["ours + augment"].append(
-            images_per_second_ours(x_all, y_all, args.batch_size, args.steps, True)
+            images_per_second_ours(x_all, y_all, skeletons, args.batch_size, args.steps, True)
         )
     baseline = statistics.median(results["DataLoader(ToTensor())"])
     for name, values in results.items():

@@ -1,0 +1,159 @@
+"""MNIST Sketchpad: draw a digit, see what the ConvNet reads, live.
+
+    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
+
+Two endpoints, for the page and for programs (see README): `predict` takes the
+sketchpad's value, `classify` a plain image file. Both answer with the probabilities of
+the ten digits and the 28x28 picture the model was given.
+"""
+
+import os
+import sys
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+import preprocess
+from model import CLASS_NAMES, WeightsError, load_model
+
+# Canvas pixels. The browser exports and uploads the canvas (three PNGs, several times) after
+# each stroke: pen-up to label took 690 ms at 280, 787 ms at 420 and 1197 ms at 800 (headless
+# Chromium, benchmarks/browser_latency.py), and 280 is ten MNIST pixels per model pixel.
+CANVAS_SIDE = 280
+BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets MNIST-like strokes
+# Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
+# and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
+# variable sets another, for other hardware.
+CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
+HINT = "Draw a digit from 0 to 9"
+UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of one digit."
+
+torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
+try:
+    MODEL = load_model()
+except WeightsError as e:
+    sys.exit(f"MNIST Sketchpad cannot start: {e}")
+
+
+def read_digit(
+    image: np.ndarray | Image.Image | None,
+) -> tuple[dict[str, float] | str, np.ndarray | None]:
+    """The probability of each digit and what the model saw, or a hint when there is no digit."""
+    x = None if image is None else preprocess.to_model_input(image)
+    if x is None:
+        return HINT, None
+    with torch.inference_mode():
+        probabilities = torch.softmax(MODEL(x), dim=1)[0].tolist()
+    seen = (x[0, 0].numpy() * 255).round().astype(np.uint8)
+    return dict(zip(CLASS_NAMES, probabilities, strict=True)), seen
+
+
+def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
+    """The sketchpad's endpoint; its composite image (what the visitor sees) is the drawing.
+
+    The event runs with preprocess=False and the Sketchpad's own decoding happens here, so
+    that a corrupt file sent through the API gets a short message rather than a traceback.
+    """
+    if payload is None:
+        return read_digit(None)
+    try:
+        value = sketch.preprocess(sketch.data_model.model_validate(payload))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        gr.Warning(UNREADABLE)
+        return UNREADABLE, None
+    return read_digit(value["composite"])
+
+
+def classify(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
+    """The upload endpoint: a photo, scan or drawing of one digit, in any common format.
+
+    The event runs with preprocess=False: Gradio has checked the file into its cache, and
+    preprocess.read_image decodes it once, within a size limit, with a clear message.
+    """
+    if payload is None:
+        return read_digit(None)
+    try:
+        image = preprocess.read_image(payload["path"])
+    except preprocess.ImageError as e:
+        gr.Warning(str(e))
+        return str(e), None
+    return read_digit(image)
+
+
+# Gradio's Sketchpad starts with no tool selected, and drops back to none after Clear
+# (its ImageEditor sets the "image" tool), so a first stroke would draw nothing. That state
+# shows a placeholder ("select the draw tool"); whenever it appears, press the Brush.
+SELECT_BRUSH_JS = """
+() => {
+  const selectBrush = () => {
+    const pad = document.getElementById("sketchpad");
+    if (pad && pad.querySelector(".empty.wrap")) pad.querySelector(".toolbar-wrap button")?.click();
+  };
+  new MutationObserver(selectBrush).observe(document.body, {childList: true, subtree: true});
+  selectBrush();
+}
+"""
+
+# The 28x28 preview is enlarged by the browser: keep its pixels square and crisp.
+CSS = """
+#model-input img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+"""
+
+with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
+    gr.Markdown(
+        "# MNIST Sketchpad\n"
+        "Draw a digit and watch a small ConvNet trained on MNIST read it as you draw. "
+        "It was trained on 60,000 handwritten digits; try to fool it."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            with gr.Tabs():
+                with gr.Tab("Draw"):
+                    sketch = gr.Sketchpad(
+                        label="Draw a digit",
+                        elem_id="sketchpad",
+                        canvas_size=(CANVAS_SIDE, CANVAS_SIDE),
+                        brush=gr.Brush(
+                            default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"
+                        ),
+                        layers=False,
+                        transforms=(),
+                        type="numpy",
+                    )
+                with gr.Tab("Upload"):
+                    upload = gr.Image(
+                        label="A photo or scan of one digit",
+                        elem_id="upload",
+                        sources=["upload", "clipboard"],
+                    )
+        with gr.Column():
+            label = gr.Label(
+                value=HINT,
+                num_top_classes=len(CLASS_NAMES),
+                label="The model reads",
+                elem_id="prediction",
+            )
+            seen = gr.Image(
+                label="What the model sees (28x28)",
+                elem_id="model-input",
+                interactive=False,
+                format="png",
+                height=224,
+                buttons=[],
+            )
+    live = dict(
+        outputs=[label, seen],
+        show_progress="hidden",  # a spinner on every stroke would flicker
+        trigger_mode="always_last",  # strokes faster than predictions: answer the latest
+        concurrency_id="model",  # both endpoints share the model's CONCURRENCY slots
+    )
+    sketch.change(predict, inputs=sketch, api_name="predict", preprocess=False, **live)
+    upload.change(classify, inputs=upload, api_name="classify", preprocess=False, **live)
+demo.queue(default_concurrency_limit=CONCURRENCY)
+
+
+if __name__ == "__main__":
+    # No run history: a run per stroke is noise, and each would store the canvas in the browser.
+    demo.launch(css=CSS, js=SELECT_BRUSH_JS, run_history=False)

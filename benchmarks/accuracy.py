@@ -1,0 +1,71 @@
+"""How often the app reads drawn digits right: real MNIST test digits redrawn canvas-style.
+
+    .venv/bin/python benchmarks/accuracy.py [--count 1000] [--seed 0] [--weights PATH]
+
+Every drawing goes through the full predict path (preprocess.py, then the model), as a
+sketch or an upload would. Failures are broken down by pen width, where they concentrate.
+"""
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from drawn_digits import PEN_FRACTIONS, drawings  # noqa: E402
+
+import preprocess  # noqa: E402
+from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
+from train import DATA_DIR, load_mnist  # noqa: E402
+
+PEN_BINS = (0.03, 0.08, 0.15, 0.22, 0.30)  # pen width / drawing size; MNIST's own is ~0.12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_PATH)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = load_model(args.weights)
+    meta = read_metadata(args.weights)
+    print(
+        f"weights: {args.weights.name} ({meta.get('date')}, {meta.get('epochs')} epochs, "
+        f"MNIST test accuracy {meta.get('test_accuracy')})"
+    )
+
+    images, labels = (t.numpy() for t in load_mnist(DATA_DIR, train=False))
+    rows = []  # (true label, predicted label or -1 for "no digit", pen fraction, transparent)
+    for drawing, label, pen in drawings(images, labels, args.count, seed=args.seed):
+        x = preprocess.to_model_input(drawing)
+        with torch.inference_mode():
+            predicted = -1 if x is None else int(model(x).argmax())
+        rows.append((label, predicted, pen, drawing.mode == "RGBA"))
+    truth, predicted, pens, transparent = (np.array(column) for column in zip(*rows, strict=True))
+    correct = truth == predicted
+
+    print(
+        f"drawn-digit accuracy: {correct.mean():.2%} on {args.count} drawings "
+        f"(pen {PEN_FRACTIONS[0]}-{PEN_FRACTIONS[1]} of the drawing's size, seed {args.seed})"
+    )
+    for low, high in zip(PEN_BINS, PEN_BINS[1:], strict=False):
+        chosen = (pens >= low) & (pens < high)
+        print(f"  pen {low:.2f}-{high:.2f}: {correct[chosen].mean():.2%} of {chosen.sum()}")
+    for name, chosen in [("transparent", transparent), ("white", ~transparent)]:
+        print(f"  {name} background: {correct[chosen].mean():.2%} of {chosen.sum()}")
+    print(f"  read as no digit: {(predicted == -1).sum()}")
+    confusions = collections.Counter(zip(truth[~correct], predicted[~correct], strict=True))
+    print(
+        "  commonest mistakes (true -> read):",
+        ", ".join(f"{t}->{p} x{n}" for (t, p), n in confusions.most_common(6)),
+    )
+
+
+if __name__ == "__main__":
+    main()

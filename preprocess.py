@@ -1,0 +1,196 @@
+"""Any picture of one digit -> the model's input, made the way MNIST itself was made.
+
+MNIST digits were cropped to their ink, scaled so the longer side is 20 pixels and placed
+in a 28x28 field with their centre of mass at the centre. A canvas or a photo resized
+whole to 28x28 looks nothing like that when the digit is small, thin or off-centre, so
+every picture the app sees (sketch, upload, API call) goes through `to_model_input`:
+
+    composite transparency -> grayscale -> ink white on black -> flatten uneven light
+    -> drop faint noise -> crop to the ink -> 20 px longer side -> centre of mass at centre
+
+This is the only module that touches pixels on the way in; the input contract itself
+(shape, range, polarity) is stated in model.py.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from model import DIGIT_BOX, IMAGE_SIZE
+
+MNIST_CENTRE = 14.0  # where MNIST's centres of mass sit (row and column; measured on the test set)
+WORK_SIDE = 256  # bigger pictures are shrunk towards this first: a 20 px digit needs no more
+MAX_PIXELS = 100_000_000  # a larger file is refused before it is decoded (10,000 x 10,000 is fine)
+MIN_CONTRAST = 0.1  # darkest ink vs paper, on a 0-1 scale; below it the picture is blank
+NOISE_LEVEL = (
+    0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
+)
+MIN_DIGIT_FRACTION = 0.04  # ink spanning less of the picture's longer side is a speck, not a digit
+SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the paper and its lighting...
+SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
+RIDGE = 1e-6  # keeps the lighting fit solvable when the paper is one row or one column
+PAPER_FIT_ROUNDS = 3  # fit the paper, drop the ink below it, fit again...
+PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink, not paper
+FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
+
+STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+class ImageError(ValueError):
+    """The input is not a picture we can read; the message is meant for the visitor."""
+
+
+def read_image(path: str) -> Image.Image:
+    """Decode an image file, upright (EXIF orientation applied), or raise ImageError."""
+    too_big = f"That image is too big: please send one under {MAX_PIXELS // 1_000_000} megapixels."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
+            with Image.open(path) as image:
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    raise ImageError(too_big)
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError:
+        raise ImageError(too_big) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageError):
+            raise
+        raise ImageError("That file is not an image we can read (PNG, JPEG, WebP...).") from None
+
+
+def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
+    """The (1, 1, 28, 28) tensor the model expects, or None when there is no digit to read."""
+    ink = _ink(_grayscale(image))
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if max(bottom - top, right - left) < MIN_DIGIT_FRACTION * max(ink.shape):
+        return None  # a speck or a stray click
+    digit = _fit_box(ink[top:bottom, left:right])
+    return torch.from_numpy(_centre(digit)).view(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _grayscale(image: np.ndarray | Image.Image) -> np.ndarray:
+    """Float grayscale in [0, 1], at most about WORK_SIDE a side, transparency composited."""
+    image = _standard_mode(image if isinstance(image, Image.Image) else _from_array(image))
+    factor = max(image.size) // WORK_SIDE
+    if factor > 1:
+        image = image.reduce(factor)  # box average, alpha-weighted for LA and RGBA
+    if "A" not in image.mode:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    gray, alpha = np.moveaxis(np.asarray(image.convert("LA"), dtype=np.float32) / 255, -1, 0)
+    # A transparent pixel is background whatever colour it stores (a canvas stores black), so
+    # it takes the shade opposite to the ink: white behind dark ink, black behind light ink.
+    opaque = alpha.sum()
+    background = 1.0 if opaque == 0 or (gray * alpha).sum() < 0.5 * opaque else 0.0
+    return gray * alpha + background * (1 - alpha)
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    """A PIL image from an H x W (x 1, 2, 3 or 4) array of uint8, uint16, bool or float."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ImageError(f"Expected a grayscale, RGB or RGBA image, got an array of {array.shape}.")
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        array = np.nan_to_num(array.astype(np.float32))
+        array = array * 255 if array.max(initial=0) <= 1 else array
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(array)  # the mode follows the shape: L, LA, RGB or RGBA
+
+
+def _standard_mode(image: Image.Image) -> Image.Image:
+    """The same picture as L, LA, RGB or RGBA (16-bit, palette, CMYK... converted)."""
+    if image.mode in STANDARD_MODES:
+        return image
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float gray
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255
+        if image.mode == "F" and values.max(initial=0) <= 1:
+            top = 1
+        return Image.fromarray(np.clip(values * (255 / top), 0, 255).round().astype(np.uint8))
+    if image.mode in ("P", "PA", "La", "RGBa") or "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _ink(gray: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1], white on black; paper, uneven light and faint noise at 0."""
+    step = _sample_step(gray.shape)
+    darkest, paper, lightest = np.percentile(gray[::step, ::step], [1, 50, 99])
+    if lightest - paper > paper - darkest:  # most of a picture is paper: ink is the far side
+        gray, darkest, paper, lightest = 1 - gray, 1 - lightest, 1 - paper, 1 - darkest
+    if lightest - paper > FLAT_PAPER:  # uneven light (a photo): fit it; a canvas is flat
+        paper = _paper(gray)
+    ink = np.clip(paper - gray, 0, None)
+    peak = ink.max(initial=0)
+    if peak < MIN_CONTRAST:
+        return np.zeros_like(ink)
+    ink /= peak
+    ink[ink < NOISE_LEVEL] = 0
+    return ink
+
+
+def _paper(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness under every pixel, so a shadow or a lamp to one side is not ink.
+
+    A smooth quadratic surface fitted to a sample of the pixels, refitted without those
+    well below it (the ink) a few times: robust to thick strokes and strong gradients.
+    """
+    height, width = gray.shape
+    y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    step = _sample_step(gray.shape)
+    ys, xs = np.broadcast_arrays(y[::step], x[:, ::step])
+    sample = gray[::step, ::step].ravel().astype(np.float64)
+    terms = np.stack([np.ones(xs.size), xs.ravel(), ys.ravel()], axis=1)
+    terms = np.hstack(
+        [terms, terms[:, 1:2] ** 2, terms[:, 1:2] * terms[:, 2:3], terms[:, 2:3] ** 2]
+    )
+    paper = np.ones(sample.size, dtype=bool)
+    for _ in range(PAPER_FIT_ROUNDS):
+        # Normal equations with a whisker of ridge: always solvable, and a 6x6 solve avoids
+        # LAPACK's least-squares driver, which stalls for milliseconds beside torch's threads.
+        gram = terms[paper].T @ terms[paper] + RIDGE * np.eye(terms.shape[1])
+        c = np.linalg.solve(gram, terms[paper].T @ sample[paper])
+        paper = sample - terms @ c > -PAPER_TOLERANCE
+    c = c.astype(np.float32)
+    surface = (c[0] + c[2] * y + c[5] * y * y) + (c[1] * x + c[3] * x * x) + c[4] * (y * x)
+    return np.clip(surface, sample[paper].min(initial=0), sample[paper].max(initial=1))
+
+
+def _sample_step(shape: tuple[int, ...]) -> int:
+    """Sample every SAMPLE_STEP-th pixel each way, or more in a small picture."""
+    return max(1, min(SAMPLE_STEP, min(shape) // SAMPLE_SIDE))
+
+
+def _fit_box(ink: np.ndarray) -> np.ndarray:
+    """The ink scaled (anti-aliased) so its longer side is DIGIT_BOX, aspect ratio kept."""
+    height, width = ink.shape
+    scale = DIGIT_BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = np.asarray(Image.fromarray(ink).resize(size, Image.BILINEAR))
+    return np.clip(digit / digit.max(), 0, 1)  # strongest stroke at full white, as in MNIST
+
+
+def _centre(digit: np.ndarray) -> np.ndarray:
+    """The digit in an IMAGE_SIZE square, its centre of mass where MNIST puts it."""
+    height, width = digit.shape
+    mass = digit.sum()
+    rows, cols = np.arange(height), np.arange(width)
+    centre_row = (digit.sum(axis=1) @ rows) / mass
+    centre_col = (digit.sum(axis=0) @ cols) / mass
+    top = int(np.clip(round(MNIST_CENTRE - centre_row), 0, IMAGE_SIZE - height))
+    left = int(np.clip(round(MNIST_CENTRE - centre_col), 0, IMAGE_SIZE - width))
+    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return field

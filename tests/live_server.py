@@ -1,0 +1,64 @@
+"""Run app.py as its own server process on a free loopback port, for tests and benchmarks.
+
+The server is started exactly as a Space starts it (`python app.py`, the address from
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT) and is always stopped, even when a test fails.
+"""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 90  # importing torch and gradio on a busy 2-core machine
+STOP_TIMEOUT_S = 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(command: list[str] | None = None, log_path: Path | None = None):
+    """Yield the URL of a running `python app.py` (or `command`), and stop it afterwards."""
+    port = free_port()
+    env = os.environ | {
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115 (closed below, after the process)
+    process = subprocess.Popen(
+        command or [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "config", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"the server did not answer at {url} within {START_TIMEOUT_S} s")

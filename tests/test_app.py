@@ -1,0 +1,135 @@
+"""The app as visitors' programs see it: a real server, called with gradio_client."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from drawn_digits import draw
+from gradio_client import Client, handle_file
+from live_server import ROOT, serve
+from PIL import Image
+
+import app
+
+DIGITS = 8  # the first MNIST test digits, sent through each endpoint
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with serve(log_path=log) as url:
+        yield Client(url, verbose=False), log
+
+
+def sketch(path) -> dict:
+    """The sketchpad's value as a program sends it: the drawing as the composite."""
+    return {"background": None, "layers": [], "composite": handle_file(str(path))}
+
+
+def confidences(label: dict) -> dict[str, float]:
+    return {c["label"]: c["confidence"] for c in label["confidences"]}
+
+
+def test_both_endpoints_answer_as_the_app_computes(server, mnist_test, tmp_path):
+    """Real digits through the server give the in-process answer: ten probabilities and
+    the 28x28 picture the model saw."""
+    client, _ = server
+    images, labels = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(0)
+    for i in range(DIGITS):
+        drawing = draw(images[i], rng, pen_fraction=0.12)  # RGBA (transparent) or RGB
+        photo = Image.fromarray(255 - images[i]).resize((300, 300), Image.BILINEAR)
+        drawing.save(tmp_path / f"drawing{i}.png")
+        photo.save(tmp_path / f"photo{i}.jpg", quality=85)
+        for api, arg, image in [
+            ("/predict", sketch(tmp_path / f"drawing{i}.png"), np.asarray(drawing)),
+            ("/classify", handle_file(str(tmp_path / f"photo{i}.jpg")), None),
+        ]:
+            label, seen = client.predict(arg, api_name=api)
+            got = confidences(label)
+            assert list(got) == sorted(got, key=got.get, reverse=True) and len(got) == 10
+            assert label["label"] == str(labels[i])
+            assert sum(got.values()) == pytest.approx(1, abs=1e-4)
+            preview = np.asarray(Image.open(seen))
+            assert preview.shape[:2] == (28, 28)
+            if image is not None:
+                expected, expected_seen = app.read_digit(image)
+                assert got == pytest.approx(expected, abs=1e-5)
+                assert np.array_equal(
+                    preview[..., 0] if preview.ndim == 3 else preview, expected_seen
+                )
+
+
+def write_bad_inputs(folder) -> dict[str, bytes | Image.Image]:
+    digit_png = folder / "digit.png"
+    Image.new("L", (280, 280), 255).save(digit_png)
+    huge = Image.new("L", (10_000, 10_000), 255)
+    huge.paste(0, (4000, 2000, 6000, 8000))  # a "1"
+    speck = Image.new("RGB", (800, 800), "white")
+    speck.paste((0, 0, 0), (400, 400, 408, 408))
+    return {
+        "white.png": Image.new("RGB", (800, 800), "white"),
+        "transparent.png": Image.new("RGBA", (800, 800), (0, 0, 0, 0)),
+        "black.png": Image.new("L", (800, 800), 0),
+        "one_pixel.png": Image.new("L", (1, 1), 255),
+        "speck.png": speck,
+        "huge.png": huge,
+        "gray16.png": Image.fromarray(np.full((280, 280), 60000, np.uint16)),
+        "truncated.png": digit_png.read_bytes()[:200],
+        "text.png": b"this is not an image\n",
+    }
+
+
+def test_bad_input_gets_a_short_answer_and_the_server_stays_up(server, tmp_path):
+    client, log = server
+    for name, content in write_bad_inputs(tmp_path).items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            content.save(path)
+        for api, arg in [("/predict", sketch(path)), ("/classify", handle_file(str(path)))]:
+            label, seen = client.predict(arg, api_name=api)
+            if name == "huge.png":
+                assert label["label"] == "1", api  # shrunk first, then read
+                continue
+            assert label["confidences"] is None and seen is None, (api, name)
+            if name in ("truncated.png", "text.png"):
+                assert "read" in label["label"], (api, name)  # says what went wrong
+            else:
+                assert label["label"] == app.HINT, (api, name)
+    for api in ("/predict", "/classify"):
+        assert client.predict(None, api_name=api) == (
+            {"label": app.HINT, "confidences": None},
+            None,
+        )
+    label, _ = client.predict(
+        handle_file(str(ROOT / "tests" / "test_app.py")), api_name="/classify"
+    )
+    assert label["confidences"] is None
+    assert "Traceback" not in log.read_text()
+
+
+def test_the_api_names_its_two_endpoints(server):
+    client, _ = server
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/predict", "/classify"}
+    for endpoint in endpoints.values():
+        assert [r["component"] for r in endpoint["returns"]] == ["Label", "Image"]
+
+
+@pytest.mark.parametrize("weights", [None, b"not safetensors at all", b""])
+def test_missing_or_damaged_weights_stop_the_app_with_a_clear_message(tmp_path, weights):
+    for name in ("app.py", "preprocess.py", "model.py"):
+        shutil.copy(ROOT / name, tmp_path)
+    if weights is not None:
+        (tmp_path / "weights").mkdir()
+        (tmp_path / "weights" / "convnet.safetensors").write_bytes(weights)
+    done = subprocess.run(
+        [sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "cannot start" in done.stderr and "python train.py" in done.stderr
