@@ -104,8 +104,8 @@ CSS = """
 with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
     gr.Markdown(
         "# MNIST Sketchpad\n"
-        "Draw a digit and watch a small ConvNet trained on MNIST read it as you draw. "
-        "It was trained on 60,000 handwritten digits; try to fool it."
+        "Draw a digit and watch a small ConvNet, trained on MNIST's handwritten digits, "
+        "read it as you draw. Try to fool it."
     )
     with gr.Row(equal_height=False):
         with gr.Column():
