@@ -28,7 +28,6 @@ BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets 
 # variable sets another, for other hardware.
 CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
 HINT = "Draw a digit from 0 to 9"
-UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of one digit."
 
 torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
 try:
@@ -61,8 +60,8 @@ def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | 
     try:
         value = sketch.preprocess(sketch.data_model.model_validate(payload))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        gr.Warning(UNREADABLE)
-        return UNREADABLE, None
+        gr.Warning(preprocess.UNREADABLE)
+        return preprocess.UNREADABLE, None
     return read_digit(value["composite"])
 
 

@@ -36,6 +36,7 @@ PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink,
 FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
+UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of one digit."
 
 
 class ImageError(ValueError):
@@ -58,7 +59,7 @@ def read_image(path: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
-        raise ImageError("That file is not an image we can read (PNG, JPEG, WebP...).") from None
+        raise ImageError(UNREADABLE) from None
 
 
 def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:

@@ -150,11 +150,11 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"not an image\n", "not an image"),
-        (encode(Image.new("L", (280, 280), 255))[:100], "not an image"),  # truncated PNG
+        (b"not an image\n", "could not be read"),
+        (encode(Image.new("L", (280, 280), 255))[:100], "could not be read"),  # truncated PNG
         (png_header_only(12_000, 12_000), "too big"),
         (png_header_only(30_000, 30_000), "too big"),
-        (b"", "not an image"),
+        (b"", "could not be read"),
     ],
 )
 def test_unreadable_files_get_a_clear_message(tmp_path, content, message):
