@@ -84,14 +84,15 @@ def download_mnist(data_dir: Path) -> None:
         )
 
 
-def skeletonize(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Each digit's pen path: its strokes thinned to one pixel (Zhang and Suen, 1984) at double
-    resolution, batched. (N, 1, 28, 28) floats in [0, 1] -> (N, 1, 56, 56) uint8 of 0 and 1."""
-    return torch.cat([_thin(x[start : start + chunk]) for start in range(0, len(x), chunk)])
+def skeletonize(x: torch.Tensor, scale: int = 2, chunk: int = 4096) -> torch.Tensor:
+    """Each digit's pen path: its strokes thinned to one pixel (Zhang and Suen, 1984) at
+    `scale` times the resolution, batched. (N, 1, H, W) floats in [0, 1], ink above 0.5 ->
+    (N, 1, scale H, scale W) uint8 of 0 and 1."""
+    return torch.cat([_thin(x[i : i + chunk], scale) for i in range(0, len(x), chunk)])
 
 
-def _thin(x: torch.Tensor) -> torch.Tensor:
-    big = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+def _thin(x: torch.Tensor, scale: int) -> torch.Tensor:
+    big = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
     image = (big > 0.5).to(torch.uint8)
     changed = True
     while changed:

@@ -7,14 +7,16 @@ in black or a colour, on white or on a transparent background (what a canvas exp
 """
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
+
+from train import skeletonize
 
 CANVAS_SIDES = (300, 800)  # each side of the canvas, pixels
 DIGIT_FRACTIONS = (0.20, 0.85)  # the drawing's longer side, as a fraction of the canvas's shorter
 PEN_FRACTIONS = (0.03, 0.30)  # pen width as a fraction of the drawing's size: thin to very thick
 INKS = ((0, 0, 0), (0, 0, 0), (0, 0, 0), (20, 40, 160), (200, 20, 20), (0, 120, 0), (120, 0, 140))
-PATH_SCALE = 4  # the digit is thinned at 56x56, which keeps its strokes' shape
-INK_THRESHOLD = 0.5  # of the digit's brightest pixel: MNIST's anti-aliased edge is not stroke
+PATH_SCALE = 4  # the digit is thinned at 112x112, which keeps its strokes' shape
 
 
 def drawings(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
@@ -58,34 +60,9 @@ def draw(
 
 
 def pen_path(digit: np.ndarray) -> np.ndarray:
-    """The digit's strokes thinned to one pixel wide (Zhang and Suen, 1984), at 56x56."""
-    side = digit.shape[0] * PATH_SCALE
-    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.BILINEAR))
-    mask = np.pad(big > INK_THRESHOLD * big.max(), 1).astype(np.uint8)
-    while True:
-        removed = False
-        for step in (0, 1):
-            p = _neighbours(mask)  # p[0..7] = north, NE, east, SE, south, SW, west, NW
-            count = sum(p)
-            ring = p + [p[0]]
-            transitions = sum((ring[i] == 0) & (ring[i + 1] == 1) for i in range(8))
-            if step == 0:
-                keep = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
-            else:
-                keep = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
-            inner = mask[1:-1, 1:-1]
-            drop = (inner == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & keep
-            if drop.any():
-                inner[drop] = 0
-                removed = True
-        if not removed:
-            return mask[1:-1, 1:-1].astype(bool)
-
-
-def _neighbours(mask: np.ndarray) -> list[np.ndarray]:
-    height, width = mask.shape
-    offsets = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-    return [mask[1 + dr : height - 1 + dr, 1 + dc : width - 1 + dc] for dr, dc in offsets]
+    """The digit's strokes thinned to one pixel wide, at PATH_SCALE times its size."""
+    ink = torch.from_numpy(digit / max(int(digit.max()), 1)).float().view(1, 1, *digit.shape)
+    return skeletonize(ink, scale=PATH_SCALE)[0, 0].numpy().astype(bool)
 
 
 def _disc(centre: tuple[float, float], diameter: float) -> tuple[float, float, float, float]:
