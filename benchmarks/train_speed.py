@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model import IMAGE_SIZE, ConvNet  # noqa: E402
-from train import DATA_DIR, augment, load_mnist, skeletonize, to_inputs, train_step  # noqa: E402
+from synth import augment, skeletonize  # noqa: E402
+from train import DATA_DIR, load_mnist, to_inputs, train_step  # noqa: E402
 
 
 def fresh_model() -> tuple[ConvNet, torch.optim.Optimizer]:

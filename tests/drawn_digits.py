@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from train import skeletonize
+from synth import skeletonize
 
 CANVAS_SIDES = (300, 800)  # each side of the canvas, pixels
 DIGIT_FRACTIONS = (0.20, 0.85)  # the drawing's longer side, as a fraction of the canvas's shorter

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from model import WEIGHTS_PATH, load_model, read_metadata
-from train import MAX_PEN_STEPS, MNIST_FILES, augment, pick_device, redraw, skeletonize
+from synth import MAX_PEN_STEPS, augment, redraw, skeletonize
+from train import MNIST_FILES, pick_device
 
 ROOT = WEIGHTS_PATH.parent.parent
 
