@@ -6,9 +6,15 @@ MNIST's writers. Every training picture, digit or not, is thinned once to its pe
 moved about (`augment`), on the device, in one batched step.
 """
 
+from pathlib import Path
+
+import matplotlib
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 
+import preprocess
 from model import DIGIT_BOX, IMAGE_SIZE
 
 # Augmentation ranges: drawn digits are rotated, slanted, off-size and drawn with any pen.
@@ -31,26 +37,35 @@ def skeletonize(x: torch.Tensor, scale: int = 2, chunk: int = 4096) -> torch.Ten
 def _thin(x: torch.Tensor, scale: int) -> torch.Tensor:
     big = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
     image = (big > 0.5).to(torch.uint8)
-    changed = True
-    while changed:
-        changed = False
+    # Most pictures are thin after 2 or 3 passes, a few bold ones take 15: keep thinning only
+    # those that still changed (each picture is thinned on its own, so the result is the same).
+    active = torch.arange(len(image), device=image.device)
+    while len(active):
+        part = image[active]
+        changed = torch.zeros(len(active), dtype=torch.bool, device=image.device)
         for step in (0, 1):
-            p = F.pad(image, (1, 1, 1, 1))
-            # The 8 neighbours clockwise from north: P2 ... P9 in Zhang and Suen's paper.
-            n = [p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:]]
-            n += [p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]]
-            count = sum(n)
-            rises = sum((n[i] < n[(i + 1) % 8]).to(torch.uint8) for i in range(8))
-            north, east, south, west = n[0], n[2], n[4], n[6]
-            if step == 0:
-                side = (north * east * south == 0) & (east * south * west == 0)
-            else:
-                side = (north * east * west == 0) & (north * south * west == 0)
-            remove = (image == 1) & (count >= 2) & (count <= 6) & (rises == 1) & side
-            if remove.any():
-                image = image * ~remove
-                changed = True
+            remove = _removable(part, step)
+            part = part * ~remove
+            changed |= remove.flatten(1).any(1)
+        image[active] = part
+        active = active[changed]
     return image
+
+
+def _removable(image: torch.Tensor, step: int) -> torch.Tensor:
+    """The pixels that one sub-iteration of Zhang and Suen's thinning removes."""
+    p = F.pad(image, (1, 1, 1, 1))
+    # The 8 neighbours clockwise from north: P2 ... P9 in Zhang and Suen's paper.
+    n = [p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:]]
+    n += [p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]]
+    count = sum(n)
+    rises = sum((n[i] < n[(i + 1) % 8]).to(torch.uint8) for i in range(8))
+    north, east, south, west = n[0], n[2], n[4], n[6]
+    if step == 0:
+        side = (north * east * south == 0) & (east * south * west == 0)
+    else:
+        side = (north * east * west == 0) & (north * south * west == 0)
+    return (image == 1) & (count >= 2) & (count <= 6) & (rises == 1) & side
 
 
 def redraw(skeleton: torch.Tensor, pen_steps: torch.Tensor) -> torch.Tensor:
@@ -113,3 +128,135 @@ def augment(x: torch.Tensor, skeleton: torch.Tensor, generator: torch.Generator)
     x = F.grid_sample(x, grid, align_corners=False)
     # Preprocessing scales the strongest ink to 1, so a thin, blurred stroke must be too.
     return x / x.amax(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+
+
+# Things that are not digits, for outlier exposure (Hendrycks et al., 2019): the model learns
+# to spread its belief evenly over the ten digits when it sees one. Letters and symbols come from
+# the DejaVu fonts that matplotlib bundles (so training needs no system fonts); strokes, shapes
+# and scribbles are drawn here. Look-alikes of digits are left out: O o D Q (0), I l i j | / \ ( )
+# [ ] (1), Z z £ (2), A (a 4 to some), S s $ (5), G b (6), T J (7), B & (8), g q P p (9), U u
+# C c (a 0 or 6 in some hands), } (3), and no drawing is one near-vertical stroke (a 1), a plain
+# loop (0) or a short bent stroke (7, 2, 6...).
+FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+FONT_FILES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSansMono.ttf",
+)
+CHARACTERS = "EFHKLMNRVWXYaefhkmnrtvwxy#%*+<>=?@~€¥^_-÷×"
+SKETCH_SIDE = 112  # shapes are drawn at 4x the model's size, then made MNIST-style
+SKETCH_PEN = 8  # pixels at SKETCH_SIDE; the redraw in `augment` varies the pen later
+
+
+def nondigits(count: int, seed: int) -> torch.Tensor:
+    """`count` MNIST-style pictures (N, 1, 28, 28) of letters, symbols, shapes and scribbles."""
+    rng = np.random.default_rng(seed)
+    makers = [_glyph] * 4 + [_polygon, _marked_loop, _flat_line, _scribble, _zigzag, _bars]
+    pictures = []
+    while len(pictures) < count:
+        x = preprocess.to_model_input(makers[rng.integers(len(makers))](rng))
+        if x is not None:
+            pictures.append(x[0])
+    return torch.stack(pictures)
+
+
+def _canvas():
+    image = Image.new("L", (SKETCH_SIDE, SKETCH_SIDE), 255)
+    return image, ImageDraw.Draw(image)
+
+
+def _stroke(draw, points, width: int = SKETCH_PEN) -> None:
+    draw.line([tuple(p) for p in points], fill=0, width=width, joint="curve")
+    for x, y in (points[0], points[-1]):
+        draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=0)
+
+
+def _glyph(rng):
+    """A letter or symbol from one of the bundled DejaVu fonts."""
+    image, draw = _canvas()
+    font = ImageFont.truetype(
+        str(FONT_DIR / FONT_FILES[rng.integers(len(FONT_FILES))]), int(rng.integers(50, 80))
+    )
+    draw.text((56, 56), CHARACTERS[rng.integers(len(CHARACTERS))], font=font, fill=0, anchor="mm")
+    return image
+
+
+def _polygon(rng):
+    """A triangle, square, rectangle or other polygon outline, at any angle."""
+    image, draw = _canvas()
+    sides = int(rng.choice([3, 4, 4, 4, 5, 6]))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, sides)) if rng.random() < 0.4 else None
+    if angles is None:  # regular, maybe stretched
+        angles = np.arange(sides) * 2 * np.pi / sides + rng.uniform(0, 2 * np.pi)
+    stretch = rng.uniform(0.5, 1.0)
+    points = np.stack([np.cos(angles), np.sin(angles) * stretch], 1) * 40 + 56
+    _stroke(draw, np.vstack([points, points[:1]]))
+    return image
+
+
+def _marked_loop(rng):
+    """A closed curve with marks inside it: the family of faces, eyes and targets."""
+    image, draw = _canvas()
+    t = np.linspace(0, 2 * np.pi, 40)
+    rx, ry = rng.uniform(30, 48), rng.uniform(30, 48)
+    wobble = 1 + 0.08 * np.sin(3 * t + rng.uniform(0, 6))
+    _stroke(draw, np.stack([56 + rx * wobble * np.cos(t), 56 + ry * wobble * np.sin(t)], 1))
+    for _ in range(int(rng.integers(1, 4))):  # eyes, a mouth: dots and arcs, no bar (a 0 with
+        x, y = 56 + rng.uniform(-0.5, 0.5, 2) * np.array([rx, ry])  # a slash is still a 0)
+        if rng.random() < 0.6:
+            draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=0)
+        else:
+            r = rng.uniform(0.2, 0.45) * min(rx, ry)
+            arc = np.linspace(0, np.pi, 12) + rng.uniform(0, 2 * np.pi)
+            _stroke(draw, np.stack([x + r * np.cos(arc), y + r * np.sin(arc)], 1), SKETCH_PEN - 2)
+    return image
+
+
+def _flat_line(rng):
+    """One straight stroke, anywhere from a dash to a diagonal, never near vertical (a 1)."""
+    image, draw = _canvas()
+    angle = np.deg2rad(rng.uniform(-50, 50))  # from horizontal
+    dx, dy = 48 * np.cos(angle), 48 * np.sin(angle)
+    _stroke(draw, [(56 - dx, 56 - dy), (56 + dx, 56 + dy)])
+    return image
+
+
+def _scribble(rng):
+    """A random scrawl: a wandering pen with momentum, crossing itself."""
+    image, draw = _canvas()
+    heading = rng.uniform(0, 2 * np.pi)
+    turn_rate = rng.uniform(0.4, 1.0)
+    point, points = np.array([56.0, 56.0]), []
+    for _ in range(int(rng.integers(50, 120))):  # long: a short bent stroke could be a 7 or a 2
+        heading += rng.normal(0, turn_rate)
+        point = np.clip(point + 6 * np.array([np.cos(heading), np.sin(heading)]), 10, 102)
+        points.append(point.copy())
+    _stroke(draw, points)
+    return image
+
+
+def _zigzag(rng):
+    """A zigzag or wave of four to eight turns: a signature, mountains, a spring."""
+    image, draw = _canvas()
+    turns = int(rng.integers(5, 10))
+    xs = np.linspace(10, 102, turns + 1)
+    ys = 56 + np.where(np.arange(turns + 1) % 2 == 0, -1, 1) * rng.uniform(10, 40, turns + 1)
+    points = np.stack([xs, ys], 1)
+    if turns >= 7 and rng.random() < 0.5:
+        points = points[:, ::-1]  # a spring; a short vertical zigzag would be a 3 or a 2
+    _stroke(draw, points)
+    return image
+
+
+def _bars(rng):
+    """Two to four straight strokes crossing or side by side: = + # x and friends."""
+    image, draw = _canvas()
+    for _ in range(int(rng.integers(2, 5))):
+        angle = rng.uniform(0, np.pi)
+        centre = 56 + rng.uniform(-20, 20, 2)
+        d = rng.uniform(25, 45) * np.array([np.cos(angle), np.sin(angle)])
+        _stroke(draw, [centre - d, centre + d])
+    return image

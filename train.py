@@ -21,7 +21,7 @@ import torchvision
 from tqdm import tqdm
 
 from model import WEIGHTS_PATH, ConvNet, save_weights
-from synth import augment, skeletonize
+from synth import augment, nondigits, skeletonize
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MNIST_FILES = (
@@ -30,8 +30,15 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-VAL_SIZE = 5_000  # the last training images; they choose nothing, they only report progress
+VAL_SIZE = 5_000  # the last training images; they report progress and set the threshold below
 EVAL_BATCH = 2_000
+# Outlier exposure (Hendrycks et al., 2019): each batch of digits comes with pictures of other
+# things, for which the loss asks for an even belief over the ten digits; a low top
+# probability then means "not a digit".
+NONDIGITS = 12_000  # synthesised once (synth.nondigits); 3,000 more for the threshold
+NONDIGITS_PER_BATCH = 32
+OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
+DECLINE_RATE = 0.005  # of the drawn validation digits that the threshold may decline
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -77,10 +84,19 @@ def download_mnist(data_dir: Path) -> None:
 
 
 def train_step(
-    model: ConvNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    model: ConvNet,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    others: torch.Tensor | None = None,
 ) -> float:
-    """One gradient step on a batch; returns its loss."""
-    loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+    """One gradient step on a batch of digits `x` labelled `y`, and of non-digits `others`
+    (whose loss is the cross-entropy to the even distribution); returns the loss."""
+    batch = x if others is None else torch.cat([x, others])
+    logits = model(batch.contiguous(memory_format=torch.channels_last))
+    loss = F.cross_entropy(logits[: len(x)], y)
+    if others is not None:
+        loss = loss - OUTLIER_WEIGHT * F.log_softmax(logits[len(x) :], dim=1).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -98,6 +114,29 @@ def accuracy(model: ConvNet, images: torch.Tensor, labels: torch.Tensor) -> floa
         )
         correct += (logits.argmax(1) == labels[start : start + EVAL_BATCH]).sum().item()
     return correct / len(images)
+
+
+@torch.no_grad()
+def top_probabilities(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+    """Each image's highest softmax probability: the app's confidence that it is a digit."""
+    model.eval()
+    return torch.cat(
+        [
+            model(images[i : i + EVAL_BATCH].contiguous(memory_format=torch.channels_last))
+            .softmax(1)
+            .amax(1)
+            for i in range(0, len(images), EVAL_BATCH)
+        ]
+    )
+
+
+def choose_min_confidence(
+    model: ConvNet, digits: torch.Tensor, others: torch.Tensor
+) -> tuple[float, float]:
+    """The top-probability threshold that declines DECLINE_RATE of the (drawn) validation
+    digits, and the share of the validation non-digits it declines."""
+    threshold = torch.quantile(top_probabilities(model, digits), DECLINE_RATE).item()
+    return threshold, (top_probabilities(model, others) < threshold).float().mean().item()
 
 
 def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -126,10 +165,15 @@ def train(args: argparse.Namespace) -> None:
         f"device {device}  parameters {n_params:,}  seed {args.seed}  "
         f"training images {len(x_train):,}"
     )
-    started = time.perf_counter()  # training time includes the pen paths
-    if args.augment:
-        skeletons = skeletonize(x_train)
-        print(f"pen paths of {len(x_train):,} digits in {time.perf_counter() - started:.1f}s")
+    started = time.perf_counter()  # training time includes making the pictures and pen paths
+    n_others = min(NONDIGITS, len(x_train) // 4)
+    others = nondigits(n_others + VAL_SIZE * 3 // 5, seed=args.seed).to(device)
+    others, others_val = others[:n_others], others[n_others:]
+    skeletons, other_skeletons = skeletonize(x_train), skeletonize(others)
+    print(
+        f"{n_others:,} non-digits, pen paths of {len(x_train) + n_others:,} pictures in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
 
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -150,9 +194,14 @@ def train(args: argparse.Namespace) -> None:
         for step in bar:
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
             x, y = x_train[index], y_train[index]
+            pick = torch.randint(
+                n_others, (NONDIGITS_PER_BATCH,), generator=generator, device=device
+            )
+            other = others[pick]
             if args.augment:
                 x = augment(x, skeletons[index], generator)
-            loss = train_step(model, optimizer, x, y)
+                other = augment(other, other_skeletons[pick], generator)
+            loss = train_step(model, optimizer, x, y, other)
             scheduler.step()
             running_loss = loss if step == 0 else 0.98 * running_loss + 0.02 * loss
             if step % 20 == 0:
@@ -163,16 +212,31 @@ def train(args: argparse.Namespace) -> None:
             f"lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - epoch_started:.1f}s"
         )
 
+    # The threshold is set on validation pictures drawn as the app meets them (redrawn,
+    # moved): neither the test set nor the evaluation sets choose anything.
+    val_generator = torch.Generator(device=device).manual_seed(args.seed + 1)
+    min_confidence, rejected = choose_min_confidence(
+        model,
+        augment(x_val, skeletonize(x_val), val_generator),
+        augment(others_val, skeletonize(others_val), val_generator),
+    )
     train_seconds = time.perf_counter() - started
     test_acc = accuracy(model, to_inputs(test_images, device), test_labels.to(device))
     print(
         f"test accuracy {test_acc:.2%} ({len(test_images):,} images)  "
         f"training time {train_seconds:.0f}s"
     )
+    print(
+        f"not a digit below a top probability of {min_confidence:.3f}: declines "
+        f"{DECLINE_RATE:.1%} of drawn validation digits, {rejected:.1%} of non-digits"
+    )
 
     metadata = {
         "test_accuracy": f"{test_acc:.4f}",
         "val_accuracy": f"{val_acc:.4f}",
+        "min_confidence": f"{min_confidence:.4f}",
+        "val_nondigits_declined": f"{rejected:.4f}",
+        "nondigits": str(n_others),
         "epochs": str(args.epochs),
         "batch_size": str(args.batch_size),
         "lr": str(args.lr),
