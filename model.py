@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 IMAGE_SIZE = 28
@@ -47,24 +47,30 @@ class ConvNet(nn.Module):
         return self.fc2(self.fc_dropout(x))
 
 
-def save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
-    """Write the weights atomically: a temporary file in the same folder, then a rename.
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temporary file in the same folder, then a rename.
 
-    An interrupted save leaves the previous file untouched, never a half-written one.
+    An interrupted write leaves the previous file untouched, never a half-written one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0o600 would hide the file from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    """Write the weights and their training facts atomically (see write_atomically)."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    write_atomically(path, save(tensors, metadata=metadata))
 
 
 def read_metadata(path: Path = WEIGHTS_PATH) -> dict[str, str]:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from model import WEIGHTS_PATH, ConvNet, save_weights
+import report
+from model import WEIGHTS_PATH, ConvNet, save_weights, write_atomically
 from synth import augment, nondigits, skeletonize
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -104,16 +105,18 @@ def train_step(
 
 
 @torch.no_grad()
-def accuracy(model: ConvNet, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of images classified correctly (images float in [0, 1], N x 1 x 28 x 28)."""
+def predict(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+    """The digit read in each image (images float in [0, 1], N x 1 x 28 x 28)."""
     model.eval()
-    correct = 0
-    for start in range(0, len(images), EVAL_BATCH):
-        logits = model(
-            images[start : start + EVAL_BATCH].contiguous(memory_format=torch.channels_last)
-        )
-        correct += (logits.argmax(1) == labels[start : start + EVAL_BATCH]).sum().item()
-    return correct / len(images)
+    batches = images.split(EVAL_BATCH)
+    return torch.cat(
+        [model(b.contiguous(memory_format=torch.channels_last)).argmax(1) for b in batches]
+    )
+
+
+def accuracy(model: ConvNet, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images classified correctly."""
+    return (predict(model, images) == labels).float().mean().item()
 
 
 @torch.no_grad()
@@ -185,6 +188,7 @@ def train(args: argparse.Namespace) -> None:
         pct_start=0.2,
     )
 
+    history = []  # one report.history_row per epoch
     for epoch in range(1, args.epochs + 1):
         epoch_started = time.perf_counter()
         model.train()
@@ -206,10 +210,17 @@ def train(args: argparse.Namespace) -> None:
             running_loss = loss if step == 0 else 0.98 * running_loss + 0.02 * loss
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{running_loss:.4f}")
-        val_acc = accuracy(model, x_val, y_val)
+        row = report.history_row(
+            epoch=epoch,
+            loss=running_loss,
+            val_accuracy=accuracy(model, x_val, y_val),
+            lr=scheduler.get_last_lr()[0],
+            seconds=time.perf_counter() - epoch_started,
+        )
+        history.append(row)
         print(
-            f"epoch {epoch:2d}/{args.epochs}  loss {running_loss:.4f}  val {val_acc:.2%}  "
-            f"lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - epoch_started:.1f}s"
+            f"epoch {epoch:2d}/{args.epochs}  loss {row['loss']:.4f}  "
+            f"val {row['val_accuracy']:.2%}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
         )
 
     # The threshold is set on validation pictures drawn as the app meets them (redrawn,
@@ -221,9 +232,12 @@ def train(args: argparse.Namespace) -> None:
         augment(others_val, skeletonize(others_val), val_generator),
     )
     train_seconds = time.perf_counter() - started
-    test_acc = accuracy(model, to_inputs(test_images, device), test_labels.to(device))
+    # One pass over the test set gives the accuracy, the confusion matrix and the misread digits.
+    predicted = predict(model, to_inputs(test_images, device)).cpu()
+    misread = len(report.misread(test_labels, predicted))
+    test_acc = 1 - misread / len(test_images)
     print(
-        f"test accuracy {test_acc:.2%} ({len(test_images):,} images)  "
+        f"test accuracy {test_acc:.2%} ({len(test_images):,} images, {misread:,} misread)  "
         f"training time {train_seconds:.0f}s"
     )
     print(
@@ -233,7 +247,7 @@ def train(args: argparse.Namespace) -> None:
 
     metadata = {
         "test_accuracy": f"{test_acc:.4f}",
-        "val_accuracy": f"{val_acc:.4f}",
+        "val_accuracy": f"{row['val_accuracy']:.4f}",
         "min_confidence": f"{min_confidence:.4f}",
         "val_nondigits_declined": f"{rejected:.4f}",
         "nondigits": str(n_others),
@@ -248,9 +262,15 @@ def train(args: argparse.Namespace) -> None:
         "device": str(device),
         "torch_version": torch.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "history": report.history_csv(history),
     }
+    figure = report.draw_report(history, test_images, test_labels, predicted, metadata)
+    # Everything is computed before the first write, and the weights go last: an interrupted
+    # run leaves the previous weights, each file whole.
+    write_atomically(report.report_path(args.out), report.png_bytes(figure))
+    write_atomically(report.history_path(args.out), metadata["history"].encode())
     save_weights(model, args.out, metadata)
-    print(f"saved {args.out}")
+    print(f"saved {args.out}, its report and history beside it")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,10 @@
 """The app as visitors' programs see it: a real server, called with gradio_client."""
 
+import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from live_server import ROOT, serve
 from PIL import Image
 
 import app
+from model import WEIGHTS_PATH, read_metadata
+from report import report_path
 
 DIGITS = 8  # the first MNIST test digits, sent through each endpoint
 
@@ -120,10 +124,29 @@ def test_the_api_names_its_two_endpoints(server):
         assert [r["component"] for r in endpoint["returns"]] == ["Label", "Image"]
 
 
+def test_about_view_shows_the_shipped_weights_header(server):
+    """The page's "About the model", as the server sends it, states the weights' own facts."""
+    client, _ = server
+    with urllib.request.urlopen(client.src + "config", timeout=30) as response:
+        props = [c.get("props", {}) for c in json.load(response)["components"]]
+    shown = {p["elem_id"]: p.get("value") for p in props if p.get("elem_id")}
+    meta = read_metadata(WEIGHTS_PATH)
+    training = shown["about-training"]
+    assert f"| {float(meta['test_accuracy']):.2%} |" in training
+    assert f"| Epochs | {meta['epochs']} |" in training
+    assert f"| Seed | {meta['seed']} |" in training and f"| Date | {meta['date']} |" in training
+    params = sum(p.numel() for p in app.MODEL.parameters())
+    assert f"{params:,} parameters" in shown["about-architecture"]
+    if report_path(WEIGHTS_PATH).exists():
+        assert shown["training-report"]["orig_name"] == report_path(WEIGHTS_PATH).name
+    else:
+        assert "training-report" not in shown and "No training report" in training
+
+
 @pytest.mark.parametrize("weights", [None, b"not safetensors at all", b""])
 def test_missing_or_damaged_weights_stop_the_app_with_a_clear_message(tmp_path, weights):
-    for name in ("app.py", "preprocess.py", "model.py"):
-        shutil.copy(ROOT / name, tmp_path)
+    for module in ROOT.glob("*.py"):  # the app and the modules it imports
+        shutil.copy(module, tmp_path)
     if weights is not None:
         (tmp_path / "weights").mkdir()
         (tmp_path / "weights" / "convnet.safetensors").write_bytes(weights)
