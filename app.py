@@ -206,19 +206,22 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                 buttons=[],
             )
     with gr.Accordion("Inside the model", open=True, elem_id="inside"):
-        gr.Markdown(INSIDE_TEXT)
+        pictures = dict(interactive=False, format="png", buttons=[])
         with gr.Row(equal_height=False):
-            which = gr.Number(
-                value=1,
-                minimum=1,
-                precision=0,
-                label="Which digit to explain (1: the first)",
-                elem_id="which-digit",
-            )
-            top = gr.Label(num_top_classes=TOP_CLASSES, label="Top classes", elem_id="top-classes")
-        with gr.Row(equal_height=False):
-            pictures = dict(interactive=False, format="png", buttons=[])
+            with gr.Column():
+                gr.Markdown(INSIDE_TEXT)
+                which = gr.Number(
+                    value=1,
+                    minimum=1,
+                    precision=0,
+                    label="Which digit to explain (1: the first)",
+                    elem_id="which-digit",
+                )
+                top = gr.Label(
+                    num_top_classes=TOP_CLASSES, label="Top classes", elem_id="top-classes"
+                )
             saliency = gr.Image(label="Saliency: which ink pushed", elem_id="saliency", **pictures)
+        with gr.Row(equal_height=False):
             conv1 = gr.Image(label="Layer 1: 32 feature maps", elem_id="conv1", **pictures)
             conv2 = gr.Image(label="Layer 2: 64 feature maps", elem_id="conv2", **pictures)
     inside = dict(
