@@ -128,7 +128,7 @@ def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
         return (HINT, *nothing)
     try:
         index = int(1 if which is None else which)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return (f"Which digit to explain is a number (1: the first), not {which!r}.", *nothing)
     if not 1 <= index <= len(inputs):
         count = f"{len(inputs)} digit" + ("s" if len(inputs) > 1 else "")

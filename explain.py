@@ -40,7 +40,8 @@ class Explanation:
 
 
 def explain(model: ConvNet, x: torch.Tensor, steps: int = IG_STEPS) -> Explanation:
-    """Saliency, feature maps and probabilities for one input x (1, 1, 28, 28) in [0, 1].
+    """Saliency, feature maps and probabilities for one input x (1, 1, 28, 28) in [0, 1],
+    from a model in eval mode (as load_model returns it: no dropout).
 
     Saliency is integrated gradients (Sundararajan et al., 2017), not the raw gradient.
     The gradient at the drawing alone saturates (once a class is certain, its logit barely
