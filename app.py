@@ -2,9 +2,11 @@
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
 
-Two endpoints, for the page and for programs (see README): `predict` takes the
-sketchpad's value, `classify` a plain image file. Both answer with the probabilities of
-the ten digits and the 28x28 picture the model was given.
+Endpoints, for the page and for programs (see README): `predict` takes the sketchpad's
+value, `classify` a plain image file. Both answer with the probabilities of the ten digits
+and the 28x28 picture the model was given. `explain` takes the sketchpad's value too and
+answers with the top classes and pictures of the inside of the model (explain.py); on the
+page it follows each label, so the label never waits for it.
 """
 
 import operator
@@ -20,6 +22,7 @@ import torch.fx
 from PIL import Image
 from torch.fx.passes.shape_prop import ShapeProp
 
+import explain
 import preprocess
 from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_model, read_metadata
 from report import report_path
@@ -34,6 +37,18 @@ BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets 
 # variable sets another, for other hardware.
 CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
 HINT = "Draw a digit from 0 to 9"
+# Explanations at once. Each takes ~30 ms of one core (benchmarks/explain_speed.py): one at a
+# time leaves the other core to the live labels, which must not wait for them.
+EXPLAIN_CONCURRENCY = 1
+TOP_CLASSES = 3
+INSIDE_TEXT = """
+**Saliency** (integrated gradients): the ink that made the answer. **Red**: ink that pushed
+the model towards its answer; **blue**: ink that pushed it away; the stronger the colour,
+the bigger the push. **Feature maps**: where each filter of the two convolution layers
+responded to the drawing. **Bright**: the filter responded strongly; black: not at all
+(each map on its own scale). The first layer finds edges and pieces of stroke, the second
+combines them into larger parts.
+"""
 
 torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
 try:
@@ -55,20 +70,28 @@ def read_digit(
     return dict(zip(CLASS_NAMES, probabilities, strict=True)), seen
 
 
-def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
-    """The sketchpad's endpoint; its composite image (what the visitor sees) is the drawing.
+def drawing(payload: dict | None) -> np.ndarray | None:
+    """The sketchpad value's composite image (what the visitor sees), or ImageError.
 
-    The event runs with preprocess=False and the Sketchpad's own decoding happens here, so
+    Its events run with preprocess=False and the Sketchpad's own decoding happens here, so
     that a corrupt file sent through the API gets a short message rather than a traceback.
     """
     if payload is None:
-        return read_digit(None)
+        return None
     try:
-        value = sketch.preprocess(sketch.data_model.model_validate(payload))
+        return sketch.preprocess(sketch.data_model.model_validate(payload))["composite"]
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        gr.Warning(preprocess.UNREADABLE)
-        return preprocess.UNREADABLE, None
-    return read_digit(value["composite"])
+        raise preprocess.ImageError(preprocess.UNREADABLE) from None
+
+
+def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
+    """The sketchpad's endpoint."""
+    try:
+        image = drawing(payload)
+    except preprocess.ImageError as e:
+        gr.Warning(str(e))
+        return str(e), None
+    return read_digit(image)
 
 
 def classify(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
@@ -185,6 +208,45 @@ def about_model(model: torch.nn.Module, weights_path: Path) -> tuple[str, str, P
     return architecture, training, report
 
 
+def glyph_inputs(image: np.ndarray | Image.Image) -> list[torch.Tensor]:
+    """The model input of each digit in the drawing, in reading order: the one place the
+    explanation gets its digits from. One digit for now (the whole drawing)."""
+    x = preprocess.to_model_input(image)
+    return [] if x is None else [x]
+
+
+Explained = tuple[dict[str, float] | str, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+
+def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
+    """Inside the model, for digit number `which` (1: the first) of the sketchpad's drawing:
+    the class probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
+    Without a digit to explain: a message for the label, and no pictures."""
+    nothing = (None, None, None)
+    try:
+        image = drawing(payload)
+    except preprocess.ImageError as e:
+        return (str(e), *nothing)
+    inputs = [] if image is None else glyph_inputs(image)
+    if not inputs:
+        return (HINT, *nothing)
+    try:
+        index = int(1 if which is None else which)
+    except (TypeError, ValueError, OverflowError):
+        return (f"Which digit to explain is a number (1: the first), not {which!r}.", *nothing)
+    if not 1 <= index <= len(inputs):
+        count = f"{len(inputs)} digit" + ("s" if len(inputs) > 1 else "")
+        return (f"There is no digit {index}: the drawing has {count}.", *nothing)
+    x = inputs[index - 1]
+    seen = explain.explain(MODEL, x)
+    return (
+        dict(zip(CLASS_NAMES, seen.probabilities.tolist(), strict=True)),
+        explain.saliency_image(x, seen.attributions),
+        explain.feature_grid(seen.conv1),
+        explain.feature_grid(seen.conv2),
+    )
+
+
 # Gradio's Sketchpad starts with no tool selected, and drops back to none after Clear
 # (its ImageEditor sets the "image" tool), so a first stroke would draw nothing. That state
 # shows a placeholder ("select the draw tool"); whenever it appears, press the Brush.
@@ -202,6 +264,7 @@ SELECT_BRUSH_JS = """
 # The 28x28 preview is enlarged by the browser: keep its pixels square and crisp.
 CSS = """
 #model-input img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+#inside img { image-rendering: pixelated; }
 """
 
 with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
@@ -246,13 +309,44 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                 height=224,
                 buttons=[],
             )
+    with gr.Accordion("Inside the model", open=True, elem_id="inside"):
+        pictures = dict(interactive=False, format="png", buttons=[])
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                gr.Markdown(INSIDE_TEXT)
+                which = gr.Number(
+                    value=1,
+                    minimum=1,
+                    precision=0,
+                    label="Which digit to explain (1: the first)",
+                    elem_id="which-digit",
+                )
+                top = gr.Label(
+                    num_top_classes=TOP_CLASSES, label="Top classes", elem_id="top-classes"
+                )
+            saliency = gr.Image(label="Saliency: which ink pushed", elem_id="saliency", **pictures)
+        with gr.Row(equal_height=False):
+            conv1 = gr.Image(label="Layer 1: 32 feature maps", elem_id="conv1", **pictures)
+            conv2 = gr.Image(label="Layer 2: 64 feature maps", elem_id="conv2", **pictures)
+    inside = dict(
+        fn=explain_drawing,
+        inputs=[sketch, which],
+        outputs=[top, saliency, conv1, conv2],
+        preprocess=False,
+        show_progress="hidden",
+        trigger_mode="always_last",
+        concurrency_id="explain",  # its own slots: the live labels never queue behind it
+        concurrency_limit=EXPLAIN_CONCURRENCY,
+    )
     live = dict(
         outputs=[label, seen],
         show_progress="hidden",  # a spinner on every stroke would flicker
         trigger_mode="always_last",  # strokes faster than predictions: answer the latest
         concurrency_id="model",  # both endpoints share the model's CONCURRENCY slots
     )
-    sketch.change(predict, inputs=sketch, api_name="predict", preprocess=False, **live)
+    drawn = sketch.change(predict, inputs=sketch, api_name="predict", preprocess=False, **live)
+    drawn.then(api_name="explain", **inside)  # after the label: it never waits for this
+    which.change(api_visibility="private", **inside)
     upload.change(classify, inputs=upload, api_name="classify", preprocess=False, **live)
     with gr.Accordion("About the model", open=False, elem_id="about"):
         architecture, training, training_report = about_model(MODEL, WEIGHTS_PATH)

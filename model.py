@@ -40,11 +40,19 @@ class ConvNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(x)[-1]
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The forward pass, once: conv1's and conv2's outputs (before pooling and ReLU, at
+        24x24 and 8x8) and the logits. `forward` returns the logits; explain.py shows the rest.
+        """
         x = (x - MNIST_MEAN) / MNIST_STD
-        x = torch.relu(self.pool(self.conv1(x)))
-        x = torch.relu(self.pool(self.conv_dropout(self.conv2(x))))
+        conv1 = self.conv1(x)
+        x = torch.relu(self.pool(conv1))
+        conv2 = self.conv2(x)
+        x = torch.relu(self.pool(self.conv_dropout(conv2)))
         x = torch.relu(self.fc1(x.flatten(1)))
-        return self.fc2(self.fc_dropout(x))
+        return conv1, conv2, self.fc2(self.fc_dropout(x))
 
 
 def write_atomically(path: Path, data: bytes) -> None:

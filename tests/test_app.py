@@ -116,12 +116,16 @@ def test_bad_input_gets_a_short_answer_and_the_server_stays_up(server, tmp_path)
     assert "Traceback" not in log.read_text()
 
 
-def test_the_api_names_its_two_endpoints(server):
+def test_the_api_names_its_endpoints(server):
     client, _ = server
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/predict", "/classify"}
-    for endpoint in endpoints.values():
-        assert [r["component"] for r in endpoint["returns"]] == ["Label", "Image"]
+    assert set(endpoints) == {"/predict", "/classify", "/explain"}
+    for name in ("/predict", "/classify"):
+        assert [r["component"] for r in endpoints[name]["returns"]] == ["Label", "Image"]
+    explain = endpoints["/explain"]  # tests/test_explain.py calls it
+    assert [p["component"] for p in explain["parameters"]] == ["Imageeditor", "Number"]
+    assert explain["parameters"][1]["parameter_has_default"]
+    assert [r["component"] for r in explain["returns"]] == ["Label", "Image", "Image", "Image"]
 
 
 def test_about_view_shows_the_shipped_weights_header(server):

@@ -23,6 +23,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
+INSIDE_SCREENSHOT = ROOT / "docs" / "inside.png"
+INSIDE_PICTURES = {"#saliency img": 280, "#conv1 img": 590, "#conv2 img": 590}  # px wide
 BRUSH_SELECTED = "#sketchpad button[aria-label='Brush'].highlight"
 LABEL_TIMEOUT_MS = 15_000  # software WebGL on a busy 2-core machine
 
@@ -157,5 +159,32 @@ def test_draw_with_a_finger_on_a_phone(browser, url):
     draw_with_finger(page, FOUR)
     assert wait_for_label(page, "4") == "4"
     assert preview_shown(page)
+    assert outside == []
+    context.close()
+
+
+def test_inside_the_model_follows_the_label(browser, url):
+    """Draw a 7: the label first, then the saliency, the two feature-map grids and the top
+    classes; Clear takes them away again. The page's screenshot goes in the README."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1700})  # the whole page
+    page, outside = open_app(context, url)
+    assert not any(page.locator(picture).count() for picture in INSIDE_PICTURES)
+
+    draw_with_mouse(page, SEVEN)
+    assert wait_for_label(page, "7") == "7"
+    for picture, width in INSIDE_PICTURES.items():
+        image = page.wait_for_selector(picture, timeout=LABEL_TIMEOUT_MS)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
+        assert image.evaluate("img => img.naturalWidth") == width, picture
+    assert page.locator("#top-classes .output-class").inner_text() == "7"
+    assert page.locator("#top-classes .confidence-set").count() == app.TOP_CLASSES
+    INSIDE_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=INSIDE_SCREENSHOT, full_page=True)
+    assert INSIDE_SCREENSHOT.stat().st_size > 50_000
+
+    page.locator("#sketchpad button[aria-label='Clear canvas']").click()
+    assert wait_for_label(page, app.HINT) == app.HINT
+    for picture in INSIDE_PICTURES:
+        page.wait_for_selector(picture, state="detached", timeout=LABEL_TIMEOUT_MS)
     assert outside == []
     context.close()

@@ -1,0 +1,118 @@
+"""How long "Inside the model" takes in-process, per drawing, as the server runs it.
+
+    nice -n 10 .venv/bin/python benchmarks/explain_speed.py
+
+Drawings of real MNIST test digits on the app's own 280x280 canvas. One torch thread, as
+in the server. Medians of many calls; the machine is noisy. The goal: at most 1 s for the
+whole explanation of one drawing (decode, preprocess, integrated gradients, pictures).
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from drawn_digits import draw  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from live_server import serve  # noqa: E402
+
+import app  # noqa: E402  (loads the model, sets one torch thread)
+import explain  # noqa: E402
+import preprocess  # noqa: E402
+from train import DATA_DIR, load_mnist  # noqa: E402
+
+CALLS = 200
+ROUND_TRIPS = 40  # through a real server: PNG encoding of the three pictures included
+DRAWINGS = 20
+
+
+def milliseconds(function, inputs) -> list[float]:
+    for x in inputs[:5]:
+        function(x)  # warm up
+    times = []
+    for i in range(CALLS):
+        start = time.perf_counter()
+        function(inputs[i % len(inputs)])
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def report(name: str, times: list[float]) -> None:
+    p90 = np.percentile(times, 90)
+    print(f"{name:<56} p50 {statistics.median(times):7.2f} ms   p90 {p90:7.2f} ms")
+
+
+def main() -> None:
+    images, _ = load_mnist(DATA_DIR, train=False)
+    rng = np.random.default_rng(0)
+    side = app.CANVAS_SIDE
+    folder = Path(tempfile.mkdtemp())
+    payloads = []
+    for i in range(DRAWINGS):
+        path = folder / f"drawing{i}.png"
+        draw(images[i].numpy(), rng, 0.1, canvas_size=(side, side)).save(path)
+        payloads.append({"background": None, "layers": [], "composite": {"path": str(path)}})
+    canvases = [np.asarray(Image.open(p["composite"]["path"]).convert("RGBA")) for p in payloads]
+    inputs = [preprocess.to_model_input(c) for c in canvases]
+    explained = [explain.explain(app.MODEL, x) for x in inputs]
+
+    print(f"torch threads: {torch.get_num_threads()}, {CALLS} calls each, {side}x{side} canvas")
+    report(
+        "explain_drawing (the /explain endpoint's work)",
+        milliseconds(app.explain_drawing, payloads),
+    )
+    for steps in (16, 32, explain.IG_STEPS, 128):
+        report(
+            f"  explain(): IG, {steps:3} steps (completeness error "
+            f"{100 * completeness_error(inputs, steps):.2f}%)",
+            milliseconds(lambda x, s=steps: explain.explain(app.MODEL, x, s), inputs),
+        )
+    pairs = list(zip(inputs, explained, strict=True))
+    report(
+        "  saliency picture",
+        milliseconds(lambda p: explain.saliency_image(p[0], p[1].attributions), pairs),
+    )
+    report(
+        "  conv1 grid (32 maps)", milliseconds(lambda e: explain.feature_grid(e.conv1), explained)
+    )
+    report(
+        "  conv2 grid (64 maps)", milliseconds(lambda e: explain.feature_grid(e.conv2), explained)
+    )
+    report("predict (the live label), for comparison", milliseconds(app.read_digit, canvases))
+    with serve() as url:
+        client = Client(url, verbose=False, ssl_verify=False)
+        sketches = [
+            {"background": None, "layers": [], "composite": handle_file(p["composite"]["path"])}
+            for p in payloads
+        ]
+        for api in ("/predict", "/explain"):
+            times = []
+            for i in range(ROUND_TRIPS + 3):
+                start = time.perf_counter()
+                client.predict(sketches[i % len(sketches)], api_name=api)
+                times.append((time.perf_counter() - start) * 1e3)
+            report(f"{api} round trip, gradio_client (ssl_verify=False)", times[3:])
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+
+
+def completeness_error(inputs: list[torch.Tensor], steps: int) -> float:
+    """Median of |sum of attributions - logit change| / |logit change|: the integral's error."""
+    errors = []
+    for x in inputs:
+        seen = explain.explain(app.MODEL, x, steps)
+        errors.append(abs(float(seen.attributions.sum()) / seen.logit_change - 1))
+    return statistics.median(errors)
+
+
+if __name__ == "__main__":
+    main()
