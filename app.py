@@ -166,7 +166,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
         "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
     )
     with gr.Row(equal_height=False):
-        with gr.Column():
+        with gr.Column(scale=3):
             with gr.Tabs():
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
@@ -186,7 +186,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                         elem_id="upload",
                         sources=["upload", "clipboard"],
                     )
-        with gr.Column():
+        with gr.Column(scale=2):
             label = gr.Label(
                 value=HINT,
                 num_top_classes=len(CLASS_NAMES),
