@@ -82,8 +82,9 @@ def _second(row: tuple[str, float]) -> float:
 
 
 def seen_image(r: reading.Reading) -> np.ndarray | None:
-    """Every glyph's 28x28 model input, left to right, with a grey gap between them."""
-    if not r.glyphs:
+    """Every glyph's 28x28 model input, left to right, with a grey gap between them; None
+    when the model read none (nothing drawn, or too many marks to read)."""
+    if not r.probabilities.numel():
         return None
     pieces = []
     for glyph in r.glyphs:
