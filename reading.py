@@ -3,9 +3,9 @@
     picture -> preprocess.glyphs -> model (one batch) -> read -> the page or the API
 
 Each glyph is read by the same ConvNet. A glyph is a digit when the model's top softmax
-probability reaches `min_confidence`, the threshold stored in the weights' header (the
-weights were trained to spread their probability over all ten digits for things that are
-not digits). A drawing with any glyph that is not a digit is "not_a_digit" as a whole:
+probability reaches `min_confidence`, the threshold stored in the weights' header (weights
+trained with outlier exposure spread their probability over the ten digits for things that
+are not digits). A drawing with any glyph that is not a digit is "not_a_digit" as a whole:
 a number with a letter in it is not a number.
 """
 
@@ -66,8 +66,8 @@ def read(
     if not found:
         return Reading("empty", None, HINT, [], nothing, min_confidence)
     if len(found) > MAX_DIGITS:
-        # Not a guess at a long number or a page of text: say what we read, and our limit.
-        # The glyphs stay, so the page can show what was found.
+        # More marks than that are a long number, a line of text or a scribble in pieces:
+        # rather than guess, say so and state the limit (the glyphs stay, for callers).
         return Reading("unreadable", None, TOO_MANY, found, nothing, min_confidence)
     with torch.inference_mode():
         probabilities = torch.softmax(model(torch.cat([g.input for g in found])), dim=1)
