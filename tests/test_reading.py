@@ -95,6 +95,11 @@ FIVE = [
 ]
 FOUR = [[(0.5, 0.05), (0.2, 0.55), (0.85, 0.55)], [(0.62, 0.66), (0.62, 0.98)]]
 A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
+SMILEY = (
+    [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in np.linspace(0, 6.3, 40)]]
+    + [[(0.35, 0.38)], [(0.65, 0.38)]]  # eyes: a dab of the pen each
+    + [[(0.3 + 0.4 * t, 0.65 + 0.12 * np.sin(np.pi * t)) for t in np.linspace(0, 1, 12)]]
+)
 
 
 def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
@@ -163,6 +168,13 @@ def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_tes
     assert preprocess.glyphs(lone) == [] and preprocess.to_model_input(lone) is None
 
 
+def test_a_smiley_is_one_glyph():
+    """Its eyes (dabs of the pen) and its mouth sit inside the face: one mark, not four."""
+    canvas = strokes_canvas(placed(SMILEY, 180, 30, 220))
+    (glyph,) = preprocess.glyphs(canvas)
+    assert np.array_equal(glyph.input, preprocess.to_model_input(canvas))
+
+
 def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
     return all(
         max(left - x, x - right, top - y, y - bottom) > distance
@@ -190,8 +202,9 @@ def test_a_letter_between_digits_is_not_a_digit(mnist_test, model):
     assert result.status == "not_a_digit" and result.text is None
     assert result.is_digit() == [True, False, True]
     assert result.as_json()["digits"][1]["digit"] is None
-    alone_a = reading.read(strokes_canvas(placed(A, 200, 40, 200)), model, app.MIN_CONFIDENCE)
-    assert alone_a.status == "not_a_digit" and alone_a.message == reading.NOT_A_DIGIT
+    for shape in (A, SMILEY):
+        drawn = reading.read(strokes_canvas(placed(shape, 180, 30, 220)), model, app.MIN_CONFIDENCE)
+        assert (drawn.status, drawn.message) == ("not_a_digit", reading.NOT_A_DIGIT)
 
 
 def test_the_reading_of_numbers_digits_and_empty_canvases(mnist_test, model):
