@@ -23,7 +23,8 @@ from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_mode
 # Canvas pixels. The browser exports and uploads the canvas (three PNGs, several times) after
 # each stroke: pen-up to label took 690 ms at 280x280, 787 ms at 420x420 and 1197 ms at 800x800
 # (headless Chromium, benchmarks/browser_latency.py). 280 high is ten MNIST pixels per model
-# pixel for a digit drawn across it; twice as wide leaves room for a number.
+# pixel for a digit drawn across it; twice as wide leaves room for a number, for about 0.1 s
+# more (0.90 s against 0.82 s side by side, on a loaded machine).
 CANVAS_SIZE = (560, 280)  # width, height
 BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets MNIST-like strokes
 # Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
@@ -167,7 +168,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
         "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
     )
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        with gr.Column(scale=3):  # the wide canvas at 90% of its size in a 1200 px window
             with gr.Tabs():
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
