@@ -1,42 +1,46 @@
-"""MNIST Sketchpad: draw a digit, see what the ConvNet reads, live.
+"""MNIST Sketchpad: draw a digit or a number, see what the ConvNet reads, live.
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
 
 Endpoints, for the page and for programs (see README): `predict` takes the sketchpad's
-value, `classify` a plain image file. Both answer with the probabilities of the ten digits
-and the 28x28 picture the model was given. `explain` takes the sketchpad's value too and
-answers with the top classes and pictures of the inside of the model (explain.py); on the
-page it follows each label, so the label never waits for it.
+value, `classify` a plain image file. Both answer with a label (the reading and its
+probabilities), the 28x28 picture of each glyph the model was given, and the reading as
+JSON (reading.py). `explain` takes the sketchpad's value too, and which digit, and answers
+with the top classes and pictures of the inside of the model (explain.py); on the page it
+follows each label, so the label never waits for it.
 """
 
-import operator
 import os
-import re
 import sys
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
-import torch.fx
 from PIL import Image
-from torch.fx.passes.shape_prop import ShapeProp
 
+import about
 import explain
 import preprocess
+import reading
 from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_model, read_metadata
-from report import report_path
 
 # Canvas pixels. The browser exports and uploads the canvas (three PNGs, several times) after
-# each stroke: pen-up to label took 690 ms at 280, 787 ms at 420 and 1197 ms at 800 (headless
-# Chromium, benchmarks/browser_latency.py), and 280 is ten MNIST pixels per model pixel.
-CANVAS_SIDE = 280
+# each stroke: pen-up to label took 690 ms at 280x280, 787 ms at 420x420 and 1197 ms at 800x800
+# (headless Chromium, benchmarks/browser_latency.py). 280 high is ten MNIST pixels per model
+# pixel for a digit drawn across it; twice as wide leaves room for a number, for about 0.1 s
+# more (0.90 s against 0.82 s side by side, on a loaded machine).
+CANVAS_SIZE = (560, 280)  # width, height
 BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets MNIST-like strokes
 # Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
 # and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
 # variable sets another, for other hardware.
 CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
-HINT = "Draw a digit from 0 to 9"
+HINT = reading.HINT
+NOT_A_DIGIT = "Not a digit"  # the label's headline when any glyph is not a digit
+TOP_PER_DIGIT = 2  # a number's label shows each digit's best two readings...
+MIN_SHOWN = 0.01  # ...the second only when it has at least 1%
+GLYPH_GAP = 2  # pixels of grey between the glyphs the model sees, side by side
+GAP_SHADE = 128
 # Explanations at once. Each takes ~30 ms of one core (benchmarks/explain_speed.py): one at a
 # time leaves the other core to the live labels, which must not wait for them.
 EXPLAIN_CONCURRENCY = 1
@@ -50,24 +54,79 @@ responded to the drawing. **Bright**: the filter responded strongly; black: not 
 combines them into larger parts.
 """
 
+
 torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
 try:
     MODEL = load_model()
+    MIN_CONFIDENCE = float(read_metadata()["min_confidence"])
 except WeightsError as e:
     sys.exit(f"MNIST Sketchpad cannot start: {e}")
+except (KeyError, ValueError):
+    sys.exit(
+        f"MNIST Sketchpad cannot start: weights file {WEIGHTS_PATH} has no valid min_confidence "
+        "(the 'not a digit' threshold) in its header: retrain with `python train.py`."
+    )
+
+Outputs = tuple[dict, dict | None, dict]  # Label, Image and JSON values, as the page gets them
 
 
-def read_digit(
-    image: np.ndarray | Image.Image | None,
-) -> tuple[dict[str, float] | str, np.ndarray | None]:
-    """The probability of each digit and what the model saw, or a hint when there is no digit."""
-    x = None if image is None else preprocess.to_model_input(image)
-    if x is None:
-        return HINT, None
-    with torch.inference_mode():
-        probabilities = torch.softmax(MODEL(x), dim=1)[0].tolist()
-    seen = (x[0, 0].numpy() * 255).round().astype(np.uint8)
-    return dict(zip(CLASS_NAMES, probabilities, strict=True)), seen
+def read_picture(image: np.ndarray | Image.Image | None) -> reading.Reading:
+    """What the picture says, read by the app's model at its threshold."""
+    return reading.read(image, MODEL, MIN_CONFIDENCE)
+
+
+def label_value(r: reading.Reading) -> dict:
+    """The Label's value: the reading as its headline; a single glyph's ten probabilities, or
+    each digit's best readings by position ("1st: 2"); the message when nothing was read."""
+    if not r.probabilities.numel():
+        return {"label": r.message, "confidences": None}
+    if len(r.glyphs) == 1:
+        rows = sorted(zip(CLASS_NAMES, r.probabilities[0].tolist(), strict=True), key=_second)
+    else:
+        rows = []
+        for ordinal, p, sure in zip(reading.ORDINALS, r.probabilities, r.is_digit(), strict=False):
+            values, digits = p.topk(TOP_PER_DIGIT)
+            for rank, (q, d) in enumerate(zip(values.tolist(), digits.tolist(), strict=True)):
+                if rank == 0 or q >= MIN_SHOWN:
+                    rows.append((f"{ordinal}: {CLASS_NAMES[d]}" + ("" if sure else " (unsure)"), q))
+    return {
+        "label": r.text if r.text is not None else NOT_A_DIGIT,
+        "confidences": [{"label": name, "confidence": q} for name, q in rows],
+    }
+
+
+def _second(row: tuple[str, float]) -> float:
+    return -row[1]  # likeliest first
+
+
+def seen_image(r: reading.Reading) -> np.ndarray | None:
+    """Every glyph's 28x28 model input, left to right, with a grey gap between them; None
+    when the model read none (nothing drawn, or too many marks to read)."""
+    if not r.probabilities.numel():
+        return None
+    pieces = []
+    for glyph in r.glyphs:
+        pieces += [np.full((IMAGE_SIZE, GLYPH_GAP), GAP_SHADE / 255), glyph.input[0, 0].numpy()]
+    return (np.hstack(pieces[1:]) * 255).round().astype(np.uint8)
+
+
+def outputs(r: reading.Reading) -> Outputs:
+    """The three outputs, made here (the events run with postprocess=False) so that the
+    Label keeps its headline and the order of its rows: Gradio's own would sort the rows
+    and make the likeliest row the headline."""
+    image = seen_image(r)
+    seen_value = None if image is None else seen.postprocess(image).model_dump()
+    return label_value(r), seen_value, r.as_json()
+
+
+def answer(image: np.ndarray | Image.Image | None) -> Outputs:
+    """The page's and the API's answer for a picture."""
+    return outputs(read_picture(image))
+
+
+def cannot_read(message: str) -> Outputs:
+    gr.Warning(message)
+    return outputs(reading.unreadable(message, MIN_CONFIDENCE))
 
 
 def drawing(payload: dict | None) -> np.ndarray | None:
@@ -84,135 +143,28 @@ def drawing(payload: dict | None) -> np.ndarray | None:
         raise preprocess.ImageError(preprocess.UNREADABLE) from None
 
 
-def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
+def predict(payload: dict | None) -> Outputs:
     """The sketchpad's endpoint."""
     try:
         image = drawing(payload)
     except preprocess.ImageError as e:
-        gr.Warning(str(e))
-        return str(e), None
-    return read_digit(image)
+        return cannot_read(str(e))
+    return answer(image)
 
 
-def classify(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
-    """The upload endpoint: a photo, scan or drawing of one digit, in any common format.
+def classify(payload: dict | None) -> Outputs:
+    """The upload endpoint: a photo, scan or drawing of a digit or a number, in any format.
 
     The event runs with preprocess=False: Gradio has checked the file into its cache, and
     preprocess.read_image decodes it once, within a size limit, with a clear message.
     """
     if payload is None:
-        return read_digit(None)
+        return answer(None)
     try:
         image = preprocess.read_image(payload["path"])
     except preprocess.ImageError as e:
-        gr.Warning(str(e))
-        return str(e), None
-    return read_digit(image)
-
-
-# "About the model": the weights' header keys shown first, with their names for people.
-# Keys not listed here (a newer train.py's) follow under their own names.
-TRAINING_FACTS = {
-    "test_accuracy": "Test accuracy (10,000 MNIST test images)",
-    "val_accuracy": "Validation accuracy (last 5,000 training images)",
-    "epochs": "Epochs",
-    "train_images": "Training images",
-    "augment": "Augmented (pen redrawn, rotated, sheared, scaled, shifted)",
-    "train_seconds": "Training time",
-    "device": "Device",
-    "date": "Date",
-    "seed": "Seed",
-    "batch_size": "Batch size",
-    "lr": "Peak learning rate (one-cycle, AdamW)",
-    "weight_decay": "Weight decay",
-    "min_confidence": "Least confidence to call it a digit",
-    "torch_version": "PyTorch",
-}
-# PyTorch's defaults, left out of the layer descriptions so that what is chosen stands out.
-DEFAULT_SETTINGS = {
-    "stride=(1, 1)",
-    "padding=0",
-    "dilation=1",
-    "ceil_mode=False",
-    "inplace=False",
-    "bias=True",
-}
-OPERATORS = {operator.sub: "−", operator.truediv: "÷", operator.add: "+", operator.mul: "×"}
-
-
-def layer_table(model: torch.nn.Module) -> str:
-    """The forward pass as a Markdown table, traced from the model itself (torch.fx):
-    each step in the order it runs, the shape of its output and its parameters."""
-    traced = torch.fx.symbolic_trace(model)
-    with torch.no_grad():
-        ShapeProp(traced).propagate(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
-    rows = ["| Step | Output | Parameters |", "| --- | --- | ---: |"]
-    for node in traced.graph.nodes:
-        params = 0
-        if node.op == "placeholder":
-            step = "input: a white digit on black, pixels in [0, 1]"
-        elif node.op == "call_module":
-            module = traced.get_submodule(node.target)
-            settings = re.split(r", (?![^(]*\))", module.extra_repr())  # not inside (5, 5)
-            settings = [s for s in settings if s not in DEFAULT_SETTINGS]
-            step = f"`{node.target}`: `{type(module).__name__}({', '.join(settings)})`"
-            params = sum(p.numel() for p in module.parameters())
-        elif node.target in OPERATORS:  # the model's own normalisation
-            step = f"x {OPERATORS[node.target]} {node.args[1]:g}"
-        elif node.op in ("call_function", "call_method"):
-            step = f"`{getattr(node.target, '__name__', node.target)}`"
-        else:
-            continue
-        shape = " × ".join(str(n) for n in node.meta["tensor_meta"].shape[1:])
-        rows.append(f"| {step} | {shape} | {params:,} |")
-    return "\n".join(rows)
-
-
-def fact_table(metadata: dict[str, str]) -> str:
-    """The weights' training facts as a Markdown table (the history is in the report)."""
-    facts = {key: value for key, value in metadata.items() if key != "history"}
-    rows = ["| Fact | Value |", "| --- | --- |"]
-    for key in [
-        *(k for k in TRAINING_FACTS if k in facts),
-        *sorted(facts.keys() - TRAINING_FACTS.keys()),
-    ]:
-        value = facts[key]
-        if key.endswith("accuracy"):
-            value = f"{float(value):.2%}"
-        elif key.endswith("seconds"):
-            value = f"{value} s"
-        elif value.isdigit():
-            value = f"{int(value):,}"
-        rows.append(f"| {TRAINING_FACTS.get(key, f'`{key}`')} | {value} |")
-    return "\n".join(rows)
-
-
-def about_model(model: torch.nn.Module, weights_path: Path) -> tuple[str, str, Path | None]:
-    """The "About the model" view: the architecture and its parameter count (Markdown),
-    the training facts from the weights' header (Markdown), and the training report
-    image beside the weights, or None when there is none."""
-    params = sum(p.numel() for p in model.parameters())
-    architecture = f"### {type(model).__name__}: {params:,} parameters\n\n{layer_table(model)}"
-    report, metadata = report_path(weights_path), read_metadata(weights_path)
-    training = f"### How `{Path(weights_path).name}` was trained\n\n{fact_table(metadata)}\n\n"
-    if "history" in metadata:
-        epochs = len(metadata["history"].splitlines()) - 1
-        training += (
-            f"The per-epoch history ({epochs} rows of CSV) is in the header's `history` key. "
-        )
-    if not report.exists():
-        training += (
-            f"No training report beside the weights (`{report.name}`): `python train.py` draws one."
-        )
-        return architecture, training, None
-    return architecture, training, report
-
-
-def glyph_inputs(image: np.ndarray | Image.Image) -> list[torch.Tensor]:
-    """The model input of each digit in the drawing, in reading order: the one place the
-    explanation gets its digits from. One digit for now (the whole drawing)."""
-    x = preprocess.to_model_input(image)
-    return [] if x is None else [x]
+        return cannot_read(str(e))
+    return answer(image)
 
 
 Explained = tuple[dict[str, float] | str, np.ndarray | None, np.ndarray | None, np.ndarray | None]
@@ -227,9 +179,10 @@ def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
         image = drawing(payload)
     except preprocess.ImageError as e:
         return (str(e), *nothing)
-    inputs = [] if image is None else glyph_inputs(image)
+    read = read_picture(image)
+    inputs = [glyph.input for glyph in read.glyphs] if read.probabilities.numel() else []
     if not inputs:
-        return (HINT, *nothing)
+        return (read.message, *nothing)
     try:
         index = int(1 if which is None else which)
     except (TypeError, ValueError, OverflowError):
@@ -270,17 +223,17 @@ CSS = """
 with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
     gr.Markdown(
         "# MNIST Sketchpad\n"
-        "Draw a digit and watch a small ConvNet, trained on MNIST's handwritten digits, "
-        "read it as you draw. Try to fool it."
+        "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
+        "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
     )
     with gr.Row(equal_height=False):
-        with gr.Column():
+        with gr.Column(scale=3):  # the wide canvas at 90% of its size in a 1200 px window
             with gr.Tabs():
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
-                        label="Draw a digit",
+                        label="Draw a digit or a number (digits not touching)",
                         elem_id="sketchpad",
-                        canvas_size=(CANVAS_SIDE, CANVAS_SIDE),
+                        canvas_size=CANVAS_SIZE,
                         brush=gr.Brush(
                             default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"
                         ),
@@ -290,11 +243,11 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                     )
                 with gr.Tab("Upload"):
                     upload = gr.Image(
-                        label="A photo or scan of one digit",
+                        label="A photo or scan of a digit or a number",
                         elem_id="upload",
                         sources=["upload", "clipboard"],
                     )
-        with gr.Column():
+        with gr.Column(scale=2):
             label = gr.Label(
                 value=HINT,
                 num_top_classes=len(CLASS_NAMES),
@@ -302,13 +255,14 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                 elem_id="prediction",
             )
             seen = gr.Image(
-                label="What the model sees (28x28)",
+                label="What the model sees (28x28 a glyph)",
                 elem_id="model-input",
                 interactive=False,
                 format="png",
                 height=224,
                 buttons=[],
             )
+            as_json = gr.JSON(label="The reading, for programs", elem_id="reading")
     with gr.Accordion("Inside the model", open=True, elem_id="inside"):
         pictures = dict(interactive=False, format="png", buttons=[])
         with gr.Row(equal_height=False):
@@ -339,17 +293,18 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
         concurrency_limit=EXPLAIN_CONCURRENCY,
     )
     live = dict(
-        outputs=[label, seen],
+        outputs=[label, seen, as_json],
         show_progress="hidden",  # a spinner on every stroke would flicker
         trigger_mode="always_last",  # strokes faster than predictions: answer the latest
         concurrency_id="model",  # both endpoints share the model's CONCURRENCY slots
     )
-    drawn = sketch.change(predict, inputs=sketch, api_name="predict", preprocess=False, **live)
+    io = dict(preprocess=False, postprocess=False)  # both done in predict/classify and outputs
+    drawn = sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
     drawn.then(api_name="explain", **inside)  # after the label: it never waits for this
     which.change(api_visibility="private", **inside)
-    upload.change(classify, inputs=upload, api_name="classify", preprocess=False, **live)
+    upload.change(classify, inputs=upload, api_name="classify", **io, **live)
     with gr.Accordion("About the model", open=False, elem_id="about"):
-        architecture, training, training_report = about_model(MODEL, WEIGHTS_PATH)
+        architecture, training, training_report = about.about_model(MODEL, WEIGHTS_PATH)
         with gr.Row():
             gr.Markdown(architecture, elem_id="about-architecture")
             gr.Markdown(training, elem_id="about-training")

@@ -133,10 +133,10 @@ def augment(x: torch.Tensor, skeleton: torch.Tensor, generator: torch.Generator)
 # Things that are not digits, for outlier exposure (Hendrycks et al., 2019): the model learns
 # to spread its belief evenly over the ten digits when it sees one. Letters and symbols come from
 # the DejaVu fonts that matplotlib bundles (so training needs no system fonts); strokes, shapes
-# and scribbles are drawn here. Look-alikes of digits are left out: O o D Q (0), I l i j | / \ ( )
-# [ ] (1), Z z £ (2), A (a 4 to some), S s $ (5), G b (6), T J (7), B & (8), g q P p (9), U u
-# C c (a 0 or 6 in some hands), } (3), and no drawing is one near-vertical stroke (a 1), a plain
-# loop (0) or a short bent stroke (7, 2, 6...).
+# and scribbles are drawn here. Left out: what a person could take for a digit (O o Q (0),
+# I l i j | / ( ) [ ] (1), Z z (2), S s $ (5), G b (6), B & (8), g q (9)...), and Greek and
+# the shapes of the evaluation sets (stars, hearts, arrows, spirals, faces), which measure
+# what training never saw. No drawing here is one near-vertical stroke (a 1) or a plain loop.
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT_FILES = (
     "DejaVuSans.ttf",
@@ -146,7 +146,7 @@ FONT_FILES = (
     "DejaVuSerif-Italic.ttf",
     "DejaVuSansMono.ttf",
 )
-CHARACTERS = "EFHKLMNRVWXYaefhkmnrtvwxy#%*+<>=?@~€¥^_-÷×"
+CHARACTERS = "ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy#%*+<>=?@~€¥^_-÷×©®¶†‡♠♣ЖИШЩЮЯжиюяшщ"
 SKETCH_SIDE = 112  # shapes are drawn at 4x the model's size, then made MNIST-style
 SKETCH_PEN = 8  # pixels at SKETCH_SIDE; the redraw in `augment` varies the pen later
 

@@ -37,7 +37,7 @@ EVAL_BATCH = 2_000
 # things, for which the loss asks for an even belief over the ten digits; a low top
 # probability then means "not a digit".
 NONDIGITS = 12_000  # synthesised once (synth.nondigits); 3,000 more for the threshold
-NONDIGITS_PER_BATCH = 32
+NONDIGITS_PER_BATCH = 48
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 DECLINE_RATE = 0.005  # of the drawn validation digits that the threshold may decline
 

@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/accuracy.py [--count 1000] [--seed 0] [--weights PATH]
 
-Every drawing goes through the full predict path (preprocess.py, then the model), as a
-sketch or an upload would. Failures are broken down by pen width, where they concentrate.
+Every drawing goes through the app's path (preprocess.glyphs, then the model), as a sketch
+or an upload would; a drawing split into several glyphs counts as a miss. This is the
+model's top digit, whatever its confidence: declining non-digits is measured by
+benchmarks/reading.py. Failures are broken down by pen width, where they concentrate.
 """
 
 import argparse
@@ -24,6 +26,7 @@ from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
 PEN_BINS = (0.03, 0.08, 0.15, 0.22, 0.30)  # pen width / drawing size; MNIST's own is ~0.12
+NO_GLYPH, SEVERAL = -1, -2  # what a drawing read as no glyph, or split in several, counts as
 
 
 def main() -> None:
@@ -41,11 +44,14 @@ def main() -> None:
     )
 
     images, labels = (t.numpy() for t in load_mnist(DATA_DIR, train=False))
-    rows = []  # (true label, predicted label or -1 for "no digit", pen fraction, transparent)
+    rows = []  # (true label, read label or NO_GLYPH or SEVERAL, pen fraction, transparent)
     for drawing, label, pen in drawings(images, labels, args.count, seed=args.seed):
-        x = preprocess.to_model_input(drawing)
-        with torch.inference_mode():
-            predicted = -1 if x is None else int(model(x).argmax())
+        found = preprocess.glyphs(drawing)
+        if len(found) == 1:
+            with torch.inference_mode():
+                predicted = int(model(found[0].input).argmax())
+        else:
+            predicted = SEVERAL if found else NO_GLYPH
         rows.append((label, predicted, pen, drawing.mode == "RGBA"))
     truth, predicted, pens, transparent = (np.array(column) for column in zip(*rows, strict=True))
     correct = truth == predicted
@@ -59,7 +65,7 @@ def main() -> None:
         print(f"  pen {low:.2f}-{high:.2f}: {correct[chosen].mean():.2%} of {chosen.sum()}")
     for name, chosen in [("transparent", transparent), ("white", ~transparent)]:
         print(f"  {name} background: {correct[chosen].mean():.2%} of {chosen.sum()}")
-    print(f"  read as no digit: {(predicted == -1).sum()}")
+    print(f"  no glyph: {(predicted == NO_GLYPH).sum()}, split: {(predicted == SEVERAL).sum()}")
     confusions = collections.Counter(zip(truth[~correct], predicted[~correct], strict=True))
     print(
         "  commonest mistakes (true -> read):",

@@ -30,8 +30,8 @@ import app
 
 with gr.Blocks() as demo:
     sketch = gr.Sketchpad(elem_id="sketchpad")  # the id lets SELECT_BRUSH_JS find it
-    label, seen = gr.Label(elem_id="prediction"), gr.Image()
-    sketch.change(lambda v: app.read_digit(v and v["composite"]), sketch, [label, seen])
+    outputs = [gr.Label(elem_id="prediction"), gr.Image(), gr.JSON()]
+    sketch.change(lambda v: app.answer(v and v["composite"]), sketch, outputs, postprocess=False)
 demo.launch(js=app.SELECT_BRUSH_JS)
 """
 
@@ -59,7 +59,7 @@ TIMINGS = """() => {
 }"""
 
 
-def time_strokes(browser, url: str, strokes: int) -> list[dict]:
+def time_strokes(browser, url: str, strokes: int, canvas_size: tuple[int, int]) -> list[dict]:
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(url)
     page.wait_for_selector("#sketchpad canvas, [data-testid='image'] canvas")
@@ -74,7 +74,7 @@ def time_strokes(browser, url: str, strokes: int) -> list[dict]:
         )
         page.wait_for_selector("button[aria-label='Brush'].highlight")  # reselected after Clear
         page.wait_for_timeout(300)
-        left, top, side = drawing_area(page, "canvas")
+        left, top, side = drawing_area(page, canvas_size)
         points = [(left + x * side, top + y * side) for x, y in SEVEN[0]]
         page.mouse.move(*points[0])
         page.mouse.down()
@@ -103,12 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strokes", type=int, default=10)
     args = parser.parse_args()
-    apps = {"shipped app": None, "default Sketchpad": [sys.executable, "-c", DEFAULT_SKETCHPAD_APP]}
+    apps = {  # name: command, canvas size
+        "shipped app": (None, app.CANVAS_SIZE),
+        "default Sketchpad": ([sys.executable, "-c", DEFAULT_SKETCHPAD_APP], (800, 800)),
+    }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for name, command in apps.items():
+        for name, (command, canvas_size) in apps.items():
             with serve(command) as url:
-                print(f"{name:<18} {summary(time_strokes(browser, url, args.strokes))}")
+                results = time_strokes(browser, url, args.strokes, canvas_size)
+                print(f"{name:<18} {summary(results)}")
         browser.close()
 
 

@@ -53,18 +53,18 @@ def report(name: str, times: list[float]) -> None:
 def main() -> None:
     images, _ = load_mnist(DATA_DIR, train=False)
     rng = np.random.default_rng(0)
-    side = app.CANVAS_SIDE
+    width, height = app.CANVAS_SIZE
     folder = Path(tempfile.mkdtemp())
     payloads = []
     for i in range(DRAWINGS):
         path = folder / f"drawing{i}.png"
-        draw(images[i].numpy(), rng, 0.1, canvas_size=(side, side)).save(path)
+        draw(images[i].numpy(), rng, 0.1, canvas_size=app.CANVAS_SIZE).save(path)
         payloads.append({"background": None, "layers": [], "composite": {"path": str(path)}})
     canvases = [np.asarray(Image.open(p["composite"]["path"]).convert("RGBA")) for p in payloads]
     inputs = [preprocess.to_model_input(c) for c in canvases]
     explained = [explain.explain(app.MODEL, x) for x in inputs]
 
-    print(f"torch threads: {torch.get_num_threads()}, {CALLS} calls each, {side}x{side} canvas")
+    print(f"torch threads: {torch.get_num_threads()}, {CALLS} calls each, {width}x{height} canvas")
     report(
         "explain_drawing (the /explain endpoint's work)",
         milliseconds(app.explain_drawing, payloads),
@@ -86,7 +86,7 @@ def main() -> None:
     report(
         "  conv2 grid (64 maps)", milliseconds(lambda e: explain.feature_grid(e.conv2), explained)
     )
-    report("predict (the live label), for comparison", milliseconds(app.read_digit, canvases))
+    report("predict (the live label), for comparison", milliseconds(app.answer, canvases))
     with serve() as url:
         client = Client(url, verbose=False, ssl_verify=False)
         sketches = [

@@ -73,15 +73,42 @@ def open_app(context, url: str) -> tuple[Page, list[str]]:
     return page, outside
 
 
-def drawing_area(page: Page, canvas: str = "#sketchpad canvas") -> tuple[float, float, float]:
-    """Left, top and side, in page pixels, of a square well inside the canvas."""
-    box = page.locator(canvas).first.bounding_box()
-    side = 0.8 * min(box["width"], box["height"])
-    return box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2, side
+def drawing_surface(
+    page: Page, canvas_size: tuple[int, int] = app.CANVAS_SIZE
+) -> tuple[float, float, float, float]:
+    """Left, top, width and height, in page pixels, of the sketchpad's drawing surface: the
+    canvas at the editor's zoom (it fits the canvas to the column), centred in its element."""
+    box = page.locator("#sketchpad canvas").first.bounding_box()
+    zoom = float(page.locator("#sketchpad .zoom-number").inner_text().strip(" %")) / 100
+    width, height = canvas_size[0] * zoom, canvas_size[1] * zoom
+    return (
+        box["x"] + (box["width"] - width) / 2,
+        box["y"] + (box["height"] - height) / 2,
+        width,
+        height,
+    )
 
 
-def draw_with_mouse(page: Page, strokes) -> None:
-    left, top, side = drawing_area(page)
+def drawing_area(
+    page: Page, canvas_size: tuple[int, int] = app.CANVAS_SIZE
+) -> tuple[float, float, float]:
+    """Left, top and side, in page pixels, of a square well inside the drawing surface."""
+    return number_areas(page, 1, canvas_size)[0]
+
+
+def number_areas(
+    page: Page, count: int, canvas_size: tuple[int, int] = app.CANVAS_SIZE
+) -> list[tuple[float, float, float]]:
+    """Left, top and side of `count` squares side by side across the surface, one a digit."""
+    left, top, width, height = drawing_surface(page, canvas_size)
+    slot = width / count
+    side = 0.8 * min(slot, height)
+    top += (height - side) / 2
+    return [(left + i * slot + (slot - side) / 2, top, side) for i in range(count)]
+
+
+def draw_with_mouse(page: Page, strokes, area: tuple[float, float, float] | None = None) -> None:
+    left, top, side = area or drawing_area(page)
     for stroke in strokes:
         points = [(left + x * side, top + y * side) for x, y in stroke]
         page.mouse.move(*points[0])
@@ -140,6 +167,25 @@ def test_draw_clear_and_draw_again_with_a_mouse(browser, url):
     draw_with_mouse(page, ZERO)  # again no tool clicked: the brush came back after Clear
     assert wait_for_label(page, "0") == "0"
     assert preview_shown(page)
+    assert outside == []
+    context.close()
+
+
+def test_write_a_number_with_a_mouse(browser, url):
+    """Three digits across the wide canvas, one after the other: the label reads the number
+    and the model's view shows the three glyphs side by side."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page, outside = open_app(context, url)
+    for digit, area in zip((SEVEN, FOUR, ZERO), number_areas(page, 3), strict=True):
+        draw_with_mouse(page, digit, area)
+    assert wait_for_label(page, "740") == "740"
+    rows = page.locator("#prediction dt").all_inner_texts()  # each digit's best readings
+    firsts = [next(row for row in rows if row.startswith(o)) for o in ("1st", "2nd", "3rd")]
+    assert firsts == ["1st: 7", "2nd: 4", "3rd: 0"]
+    preview = page.locator("#model-input img")
+    preview.wait_for()
+    assert preview.evaluate("img => img.naturalWidth") == 3 * 28 + 2 * app.GLYPH_GAP
+    assert "740" in page.locator("#reading").inner_text()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
@@ -156,6 +202,8 @@ def test_draw_with_a_finger_on_a_phone(browser, url):
     )
     page, outside = open_app(context, url)
     page.locator("#sketchpad").scroll_into_view_if_needed()
+    left, top, width, height = drawing_surface(page)
+    assert left >= 0 and left + width <= 390 and height >= 100  # the whole canvas, usable
     draw_with_finger(page, FOUR)
     assert wait_for_label(page, "4") == "4"
     assert preview_shown(page)

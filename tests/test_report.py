@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import app
+import about
 import report
 from model import WEIGHTS_PATH, load_model, read_metadata
 from train import predict, to_inputs
@@ -152,7 +152,7 @@ def test_about_view_describes_the_weights_it_is_given(run, tmp_path):
     out, _ = run
     meta = read_metadata(out)
     model = load_model(out)
-    architecture, training, picture = app.about_model(model, out)
+    architecture, training, picture = about.about_model(model, out)
     assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in architecture
     assert "| 64 × 4 × 4 |" in architecture  # traced output shape after the second pooling
     assert f"| {float(meta['test_accuracy']):.2%} |" in training
@@ -161,5 +161,5 @@ def test_about_view_describes_the_weights_it_is_given(run, tmp_path):
 
     alone = tmp_path / "alone.safetensors"  # the same weights, without their report
     alone.write_bytes(out.read_bytes())
-    _, training, picture = app.about_model(model, alone)
+    _, training, picture = about.about_model(model, alone)
     assert picture is None and "No training report" in training

@@ -1,0 +1,111 @@
+"""What the page tells about the model: its layers, traced from the model itself, and how
+its weights were trained (their header's facts and the training report beside them).
+"""
+
+import operator
+import re
+from pathlib import Path
+
+import torch
+import torch.fx
+from torch.fx.passes.shape_prop import ShapeProp
+
+from model import IMAGE_SIZE, read_metadata
+from report import report_path
+
+# "About the model": the weights' header keys shown first, with their names for people.
+# Keys not listed here (a newer train.py's) follow under their own names.
+TRAINING_FACTS = {
+    "test_accuracy": "Test accuracy (10,000 MNIST test images)",
+    "val_accuracy": "Validation accuracy (last 5,000 training images)",
+    "epochs": "Epochs",
+    "train_images": "Training images",
+    "augment": "Augmented (pen redrawn, rotated, sheared, scaled, shifted)",
+    "train_seconds": "Training time",
+    "device": "Device",
+    "date": "Date",
+    "seed": "Seed",
+    "batch_size": "Batch size",
+    "lr": "Peak learning rate (one-cycle, AdamW)",
+    "weight_decay": "Weight decay",
+    "min_confidence": "Least confidence to call it a digit",
+    "torch_version": "PyTorch",
+}
+# PyTorch's defaults, left out of the layer descriptions so that what is chosen stands out.
+DEFAULT_SETTINGS = {
+    "stride=(1, 1)",
+    "padding=0",
+    "dilation=1",
+    "ceil_mode=False",
+    "inplace=False",
+    "bias=True",
+}
+OPERATORS = {operator.sub: "−", operator.truediv: "÷", operator.add: "+", operator.mul: "×"}
+
+
+def layer_table(model: torch.nn.Module) -> str:
+    """The forward pass as a Markdown table, traced from the model itself (torch.fx):
+    each step in the order it runs, the shape of its output and its parameters."""
+    traced = torch.fx.symbolic_trace(model)
+    with torch.no_grad():
+        ShapeProp(traced).propagate(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
+    rows = ["| Step | Output | Parameters |", "| --- | --- | ---: |"]
+    for node in traced.graph.nodes:
+        params = 0
+        if node.op == "placeholder":
+            step = "input: a white digit on black, pixels in [0, 1]"
+        elif node.op == "call_module":
+            module = traced.get_submodule(node.target)
+            settings = re.split(r", (?![^(]*\))", module.extra_repr())  # not inside (5, 5)
+            settings = [s for s in settings if s not in DEFAULT_SETTINGS]
+            step = f"`{node.target}`: `{type(module).__name__}({', '.join(settings)})`"
+            params = sum(p.numel() for p in module.parameters())
+        elif node.target in OPERATORS:  # the model's own normalisation
+            step = f"x {OPERATORS[node.target]} {node.args[1]:g}"
+        elif node.op in ("call_function", "call_method"):
+            step = f"`{getattr(node.target, '__name__', node.target)}`"
+        else:
+            continue
+        shape = " × ".join(str(n) for n in node.meta["tensor_meta"].shape[1:])
+        rows.append(f"| {step} | {shape} | {params:,} |")
+    return "\n".join(rows)
+
+
+def fact_table(metadata: dict[str, str]) -> str:
+    """The weights' training facts as a Markdown table (the history is in the report)."""
+    facts = {key: value for key, value in metadata.items() if key != "history"}
+    rows = ["| Fact | Value |", "| --- | --- |"]
+    for key in [
+        *(k for k in TRAINING_FACTS if k in facts),
+        *sorted(facts.keys() - TRAINING_FACTS.keys()),
+    ]:
+        value = facts[key]
+        if key.endswith("accuracy"):
+            value = f"{float(value):.2%}"
+        elif key.endswith("seconds"):
+            value = f"{value} s"
+        elif value.isdigit():
+            value = f"{int(value):,}"
+        rows.append(f"| {TRAINING_FACTS.get(key, f'`{key}`')} | {value} |")
+    return "\n".join(rows)
+
+
+def about_model(model: torch.nn.Module, weights_path: Path) -> tuple[str, str, Path | None]:
+    """The "About the model" view: the architecture and its parameter count (Markdown),
+    the training facts from the weights' header (Markdown), and the training report
+    image beside the weights, or None when there is none."""
+    params = sum(p.numel() for p in model.parameters())
+    architecture = f"### {type(model).__name__}: {params:,} parameters\n\n{layer_table(model)}"
+    report, metadata = report_path(weights_path), read_metadata(weights_path)
+    training = f"### How `{Path(weights_path).name}` was trained\n\n{fact_table(metadata)}\n\n"
+    if "history" in metadata:
+        epochs = len(metadata["history"].splitlines()) - 1
+        training += (
+            f"The per-epoch history ({epochs} rows of CSV) is in the header's `history` key. "
+        )
+    if not report.exists():
+        training += (
+            f"No training report beside the weights (`{report.name}`): `python train.py` draws one."
+        )
+        return architecture, training, None
+    return architecture, training, report
