@@ -63,11 +63,11 @@ GREEK = {
 }
 # Symbols from Hershey's astrological, musical, mathematical and map fonts. Left out: the
 # ASCII signs training drew (+ - = * # @ & % ? ! < > ...), circles (a 0) and a circle with
-# a dot, ♃ (a 4), ♋ (69), ♭ (a b), ∃ (a 3), § (an S), the rests (a 7, a 3), the C clef (a
+# a dot, ♃ and ♮ (a 4), ♋ (69), ♭ (a b), ∃ (a 3), § (an S), the rests (a 7, a 3), the C clef (a
 # B), ∂, lone dots and dashes, and parallel bars (two 1s).
 SYMBOLS = {
     "astrology": "$%'+-/:;<>?@[]_`{|}~",  # ☿ ♀ ♂ ♄ ♅ ♆ ♇ ☾ ☄ ♌ ☊ ♈ ♉ ♊ ♎ ♍ ♏ ♐ ♑ ♒
-    "music": "(/;<=",  # ♮, clefs
+    "music": "/;<=",  # clefs
     "mathlow": "!\"&'?@:;^_bdefghijklwz|",  # ± ∓ ≦ ≧ ≠ ≡ ∏ ∑ ∝ ∞ √ ⊂ ∪ ⊃ ∩ ∈ arrows ℵ ⊥ ∠
     "symbolic": "LQRSTUVWXZ[]^_`abcdefghjkmnp~",  # ☆ ■ ▲ ◀ ▼ ▶ flag ship anchor ⚒ ✡ ♠ ♡ ♣...
 }
