@@ -115,7 +115,7 @@ def uci_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
 
     images, labels = load_digits(return_X_y=True)
     rng = np.random.default_rng([seed, 101])
-    for index in rng.choice(len(images), size=count, replace=False):
+    for index in rng.permutation(len(images))[:count]:
         ink = images[index].reshape(8, 8) / 16
         side = int(rng.integers(*UCI_SIDES, endpoint=True))
         digit = Image.fromarray(np.uint8(255 * (1 - ink))).resize((side, side), Image.BILINEAR)
@@ -129,7 +129,7 @@ def uci_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
 def mnist_plain(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
     """`count` MNIST images as they are: 28x28 uint8, white on black."""
     rng = np.random.default_rng([seed, 102])
-    for index in rng.choice(len(images), size=count, replace=False):
+    for index in rng.permutation(len(images))[:count]:
         picture = np.asarray(images[index])
         yield Drawing(picture, "MNIST test", f"MNIST #{index}", str(labels[index]))
 
@@ -137,7 +137,7 @@ def mnist_plain(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 
 def mnist_drawn(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
     """`count` MNIST test digits redrawn canvas-style (drawn_digits)."""
     rng = np.random.default_rng([seed, 103])
-    for index in rng.choice(len(images), size=count, replace=False):
+    for index in rng.permutation(len(images))[:count]:
         picture = draw(np.asarray(images[index]), rng, float(rng.uniform(*PEN_FRACTIONS)))
         yield Drawing(picture, "drawn MNIST", f"MNIST #{index}", str(labels[index]))
 
@@ -172,13 +172,16 @@ def draw_number(digits: list[np.ndarray], rng: np.random.Generator):
         scale = max(own - pen, 1.0) / max(extent[1], extent[0] * 0.8)
         placed.append([(stroke - corner) * scale for stroke in strokes])
     gaps = rng.uniform(*NUMBER_GAP, size=len(digits) - 1) * size
-    inks = [np.ptp(np.concatenate(p), axis=0) + pen for p in placed]  # ink width, height
+    spans = [np.ptp(np.concatenate(p), axis=0) for p in placed]  # each digit's path: w, h
+    shrink = min(  # too big for the canvas: the visitor writes smaller, with the same pen
+        1.0,
+        (0.94 * width - len(digits) * pen) / (sum(s[0] for s in spans) + gaps.sum()),
+        (0.9 * height - pen) / max(s[1] for s in spans),
+    )
+    placed = [[stroke * shrink for stroke in p] for p in placed]
+    inks = [span * shrink + pen for span in spans]  # ink width and height, pen included
+    gaps *= shrink
     total = sum(ink[0] for ink in inks) + gaps.sum()
-    shrink = min(1.0, 0.94 * width / total, 0.9 * height / max(ink[1] for ink in inks))
-    if shrink < 1:  # too wide for the canvas: the visitor writes smaller
-        placed = [[stroke * shrink for stroke in p] for p in placed]
-        inks = [ink * shrink for ink in inks]
-        gaps, total = gaps * shrink, total * shrink
     left = rng.uniform(0.02 * width, width - total - 0.02 * width)
     tallest = max(ink[1] for ink in inks)
     baseline = rng.uniform(tallest + 0.04 * height, 0.98 * height)
@@ -190,7 +193,7 @@ def draw_number(digits: list[np.ndarray], rng: np.random.Generator):
         bottom = float(np.clip(bottom, ink[1] + 1, height - 1))
         offset = np.array([left + pen / 2, bottom - ink[1] + pen / 2])
         paint(canvas, [stroke + offset for stroke in strokes], pen, ink_colour)
-        boxes.append((left, bottom - ink[1], left + ink[0], bottom))
+        boxes.append(tuple(float(v) for v in (left, bottom - ink[1], left + ink[0], bottom)))
         left += ink[0] + (gaps[i] if i < len(gaps) else 0)
     return (canvas if transparent else canvas.convert("RGB")), tuple(boxes)
 
