@@ -1,10 +1,11 @@
-"""MNIST Sketchpad: draw a digit, see what the ConvNet reads, live.
+"""MNIST Sketchpad: draw a digit or a number, see what the ConvNet reads, live.
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
 
 Two endpoints, for the page and for programs (see README): `predict` takes the
-sketchpad's value, `classify` a plain image file. Both answer with the probabilities of
-the ten digits and the 28x28 picture the model was given.
+sketchpad's value, `classify` a plain image file. Both answer with a label (the reading
+and its probabilities), the 28x28 picture of each glyph the model was given, and the
+reading as JSON (reading.py).
 """
 
 import os
@@ -16,69 +17,127 @@ import torch
 from PIL import Image
 
 import preprocess
-from model import CLASS_NAMES, WeightsError, load_model
+import reading
+from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_model, read_metadata
 
 # Canvas pixels. The browser exports and uploads the canvas (three PNGs, several times) after
-# each stroke: pen-up to label took 690 ms at 280, 787 ms at 420 and 1197 ms at 800 (headless
-# Chromium, benchmarks/browser_latency.py), and 280 is ten MNIST pixels per model pixel.
-CANVAS_SIDE = 280
+# each stroke: pen-up to label took 690 ms at 280x280, 787 ms at 420x420 and 1197 ms at 800x800
+# (headless Chromium, benchmarks/browser_latency.py). 280 high is ten MNIST pixels per model
+# pixel for a digit drawn across it; twice as wide leaves room for a number.
+CANVAS_SIZE = (560, 280)  # width, height
 BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets MNIST-like strokes
 # Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
 # and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
 # variable sets another, for other hardware.
 CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
-HINT = "Draw a digit from 0 to 9"
+HINT = reading.HINT
+NOT_A_DIGIT = "Not a digit"  # the label's headline when any glyph is not a digit
+TOP_PER_DIGIT = 2  # a number's label shows each digit's best two readings...
+MIN_SHOWN = 0.01  # ...the second only when it has at least 1%
+GLYPH_GAP = 2  # pixels of grey between the glyphs the model sees, side by side
+GAP_SHADE = 128
 
 torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
 try:
     MODEL = load_model()
+    MIN_CONFIDENCE = float(read_metadata()["min_confidence"])
 except WeightsError as e:
     sys.exit(f"MNIST Sketchpad cannot start: {e}")
+except (KeyError, ValueError):
+    sys.exit(
+        f"MNIST Sketchpad cannot start: weights file {WEIGHTS_PATH} has no valid min_confidence "
+        "(the 'not a digit' threshold) in its header: retrain with `python train.py`."
+    )
+
+Outputs = tuple[dict, dict | None, dict]  # Label, Image and JSON values, as the page gets them
 
 
-def read_digit(
-    image: np.ndarray | Image.Image | None,
-) -> tuple[dict[str, float] | str, np.ndarray | None]:
-    """The probability of each digit and what the model saw, or a hint when there is no digit."""
-    x = None if image is None else preprocess.to_model_input(image)
-    if x is None:
-        return HINT, None
-    with torch.inference_mode():
-        probabilities = torch.softmax(MODEL(x), dim=1)[0].tolist()
-    seen = (x[0, 0].numpy() * 255).round().astype(np.uint8)
-    return dict(zip(CLASS_NAMES, probabilities, strict=True)), seen
+def read_picture(image: np.ndarray | Image.Image | None) -> reading.Reading:
+    """What the picture says, read by the app's model at its threshold."""
+    return reading.read(image, MODEL, MIN_CONFIDENCE)
 
 
-def predict(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
+def label_value(r: reading.Reading) -> dict:
+    """The Label's value: the reading as its headline; a single glyph's ten probabilities, or
+    each digit's best readings by position ("1st: 2"); the message when nothing was read."""
+    if not r.probabilities.numel():
+        return {"label": r.message, "confidences": None}
+    if len(r.glyphs) == 1:
+        rows = sorted(zip(CLASS_NAMES, r.probabilities[0].tolist(), strict=True), key=_second)
+    else:
+        rows = []
+        for ordinal, p, sure in zip(reading.ORDINALS, r.probabilities, r.is_digit(), strict=False):
+            values, digits = p.topk(TOP_PER_DIGIT)
+            for rank, (q, d) in enumerate(zip(values.tolist(), digits.tolist(), strict=True)):
+                if rank == 0 or q >= MIN_SHOWN:
+                    rows.append((f"{ordinal}: {CLASS_NAMES[d]}" + ("" if sure else " (unsure)"), q))
+    return {
+        "label": r.text if r.text is not None else NOT_A_DIGIT,
+        "confidences": [{"label": name, "confidence": q} for name, q in rows],
+    }
+
+
+def _second(row: tuple[str, float]) -> float:
+    return -row[1]  # likeliest first
+
+
+def seen_image(r: reading.Reading) -> np.ndarray | None:
+    """Every glyph's 28x28 model input, left to right, with a grey gap between them."""
+    if not r.glyphs:
+        return None
+    pieces = []
+    for glyph in r.glyphs:
+        pieces += [np.full((IMAGE_SIZE, GLYPH_GAP), GAP_SHADE / 255), glyph.input[0, 0].numpy()]
+    return (np.hstack(pieces[1:]) * 255).round().astype(np.uint8)
+
+
+def outputs(r: reading.Reading) -> Outputs:
+    """The three outputs, made here (the events run with postprocess=False) so that the
+    Label keeps its headline and the order of its rows: Gradio's own would sort the rows
+    and make the likeliest row the headline."""
+    image = seen_image(r)
+    seen_value = None if image is None else seen.postprocess(image).model_dump()
+    return label_value(r), seen_value, r.as_json()
+
+
+def answer(image: np.ndarray | Image.Image | None) -> Outputs:
+    """The page's and the API's answer for a picture."""
+    return outputs(read_picture(image))
+
+
+def cannot_read(message: str) -> Outputs:
+    gr.Warning(message)
+    return outputs(reading.unreadable(message, MIN_CONFIDENCE))
+
+
+def predict(payload: dict | None) -> Outputs:
     """The sketchpad's endpoint; its composite image (what the visitor sees) is the drawing.
 
     The event runs with preprocess=False and the Sketchpad's own decoding happens here, so
     that a corrupt file sent through the API gets a short message rather than a traceback.
     """
     if payload is None:
-        return read_digit(None)
+        return answer(None)
     try:
         value = sketch.preprocess(sketch.data_model.model_validate(payload))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        gr.Warning(preprocess.UNREADABLE)
-        return preprocess.UNREADABLE, None
-    return read_digit(value["composite"])
+        return cannot_read(preprocess.UNREADABLE)
+    return answer(value["composite"])
 
 
-def classify(payload: dict | None) -> tuple[dict[str, float] | str, np.ndarray | None]:
-    """The upload endpoint: a photo, scan or drawing of one digit, in any common format.
+def classify(payload: dict | None) -> Outputs:
+    """The upload endpoint: a photo, scan or drawing of a digit or a number, in any format.
 
     The event runs with preprocess=False: Gradio has checked the file into its cache, and
     preprocess.read_image decodes it once, within a size limit, with a clear message.
     """
     if payload is None:
-        return read_digit(None)
+        return answer(None)
     try:
         image = preprocess.read_image(payload["path"])
     except preprocess.ImageError as e:
-        gr.Warning(str(e))
-        return str(e), None
-    return read_digit(image)
+        return cannot_read(str(e))
+    return answer(image)
 
 
 # Gradio's Sketchpad starts with no tool selected, and drops back to none after Clear
@@ -103,17 +162,17 @@ CSS = """
 with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
     gr.Markdown(
         "# MNIST Sketchpad\n"
-        "Draw a digit and watch a small ConvNet, trained on MNIST's handwritten digits, "
-        "read it as you draw. Try to fool it."
+        "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
+        "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
     )
     with gr.Row(equal_height=False):
         with gr.Column():
             with gr.Tabs():
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
-                        label="Draw a digit",
+                        label="Draw a digit or a number (digits not touching)",
                         elem_id="sketchpad",
-                        canvas_size=(CANVAS_SIDE, CANVAS_SIDE),
+                        canvas_size=CANVAS_SIZE,
                         brush=gr.Brush(
                             default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"
                         ),
@@ -123,7 +182,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                     )
                 with gr.Tab("Upload"):
                     upload = gr.Image(
-                        label="A photo or scan of one digit",
+                        label="A photo or scan of a digit or a number",
                         elem_id="upload",
                         sources=["upload", "clipboard"],
                     )
@@ -135,21 +194,23 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                 elem_id="prediction",
             )
             seen = gr.Image(
-                label="What the model sees (28x28)",
+                label="What the model sees (28x28 a glyph)",
                 elem_id="model-input",
                 interactive=False,
                 format="png",
                 height=224,
                 buttons=[],
             )
+            as_json = gr.JSON(label="The reading, for programs", elem_id="reading")
     live = dict(
-        outputs=[label, seen],
+        outputs=[label, seen, as_json],
         show_progress="hidden",  # a spinner on every stroke would flicker
         trigger_mode="always_last",  # strokes faster than predictions: answer the latest
         concurrency_id="model",  # both endpoints share the model's CONCURRENCY slots
     )
-    sketch.change(predict, inputs=sketch, api_name="predict", preprocess=False, **live)
-    upload.change(classify, inputs=upload, api_name="classify", preprocess=False, **live)
+    io = dict(preprocess=False, postprocess=False)  # both done in predict/classify and outputs
+    sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
+    upload.change(classify, inputs=upload, api_name="classify", **io, **live)
 demo.queue(default_concurrency_limit=CONCURRENCY)
 
 

@@ -1,22 +1,30 @@
-"""Any picture of one digit -> the model's input, made the way MNIST itself was made.
+"""Any picture of a digit or a number -> the model's inputs, made the way MNIST was made.
 
 MNIST digits were cropped to their ink, scaled so the longer side is 20 pixels and placed
 in a 28x28 field with their centre of mass at the centre. A canvas or a photo resized
 whole to 28x28 looks nothing like that when the digit is small, thin or off-centre, so
-every picture the app sees (sketch, upload, API call) goes through `to_model_input`:
+every picture the app sees (sketch, upload, API call) goes through `glyphs`:
 
     composite transparency -> grayscale -> ink white on black -> flatten uneven light
-    -> drop faint noise -> crop to the ink -> 20 px longer side -> centre of mass at centre
+    -> drop faint noise -> split the ink into glyphs, left to right -> for each glyph:
+    crop to its own ink -> 20 px longer side -> centre of mass at centre
+
+A glyph is one digit's strokes: the pieces of ink that touch, plus the pieces that overlap
+them left to right (a 5's detached top bar, a 4 drawn in two strokes, the eyes of a
+smiley) and the dots close to them. Specks are dropped. Digits that touch are one glyph.
+`to_model_input` reads the whole picture as one digit, through the same recipe.
 
 This is the only module that touches pixels on the way in; the input contract itself
 (shape, range, polarity) is stated in model.py.
 """
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 from model import DIGIT_BOX, IMAGE_SIZE
 
@@ -28,6 +36,11 @@ NOISE_LEVEL = (
     0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
 )
 MIN_DIGIT_FRACTION = 0.04  # ink spanning less of the picture's longer side is a speck, not a digit
+SPECK_SHARE = 0.2  # a mark under this share of the biggest mark's size is a speck, or a dot...
+DOT_REACH = 0.15  # ...that belongs to a glyph when this close to it (a share of the glyph's size)
+SAME_GLYPH_OVERLAP = 0.5  # marks sharing this much of the narrower one's width are one glyph,
+STACKED_OVERLAP = 0.25  # and so are marks that share some width, one above the other,
+PIECE_SHARE = 0.35  # and a mark this much smaller than the one its box touches
 SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the paper and its lighting...
 SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
 RIDGE = 1e-6  # keeps the lighting fit solvable when the paper is one row or one column
@@ -36,7 +49,15 @@ PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink,
 FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
-UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of one digit."
+UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # diagonal pixels of a stroke touch
+
+
+class Glyph(NamedTuple):
+    """One digit's worth of ink, ready for the model, and where it was found."""
+
+    input: torch.Tensor  # (1, 1, 28, 28), as to_model_input makes it
+    box: tuple[int, int, int, int]  # left, top, right, bottom (exclusive) in the input's pixels
 
 
 class ImageError(ValueError):
@@ -63,32 +84,128 @@ def read_image(path: str) -> Image.Image:
 
 
 def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
-    """The (1, 1, 28, 28) tensor the model expects, or None when there is no digit to read."""
-    ink = _ink(_grayscale(image))
+    """The (1, 1, 28, 28) tensor of all the picture's ink read as one digit, or None when
+    there is no digit to read."""
+    ink = _ink(_grayscale(image)[0])
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     if rows.size == 0:
         return None
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     if max(bottom - top, right - left) < MIN_DIGIT_FRACTION * max(ink.shape):
         return None  # a speck or a stray click
-    digit = _fit_box(ink[top:bottom, left:right])
-    return torch.from_numpy(_centre(digit)).view(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    return _model_input(ink[top:bottom, left:right])
 
 
-def _grayscale(image: np.ndarray | Image.Image) -> np.ndarray:
-    """Float grayscale in [0, 1], at most about WORK_SIDE a side, transparency composited."""
+def glyphs(image: np.ndarray | Image.Image) -> list[Glyph]:
+    """Each glyph of the picture (a digit, or a mark where one is expected), left to right,
+    as the model's input and a box in the picture's pixels; [] when there is no ink."""
+    gray, factor = _grayscale(image)
+    height, width = (
+        np.asarray(image).shape[:2] if isinstance(image, np.ndarray) else image.size[::-1]
+    )
+    ink = _ink(gray)
+    marks, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
+    if count == 0:
+        return []
+    found = []
+    for members, (top, bottom, left, right) in _group_marks(ndimage.find_objects(marks), ink.shape):
+        own = np.isin(marks[top:bottom, left:right], members + 1)  # mask out other glyphs' ink
+        box = (
+            left * factor,
+            top * factor,
+            min(right * factor, width),
+            min(bottom * factor, height),
+        )
+        found.append(Glyph(_model_input(ink[top:bottom, left:right] * own), box))
+    return found
+
+
+def _group_marks(
+    slices: list[tuple[slice, slice]], shape: tuple[int, int]
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """The marks (connected pieces of ink) gathered into glyphs, left to right: each glyph's
+    mark indices and its box (top, bottom, left, right) in the ink's pixels."""
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in slices])
+    sizes = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
+    big = sizes >= max(MIN_DIGIT_FRACTION * max(shape), SPECK_SHARE * sizes.max())
+    groups = [[i] for i in np.flatnonzero(big)]
+    merged = True
+    while merged:  # a merged glyph is wider and may now overlap its neighbour
+        groups, merged = _merge_overlapping(groups, boxes)
+    if not groups:
+        return []
+    specks = np.flatnonzero(~big)
+    if specks.size:  # a speck close to a glyph is part of it (a dot, an eye); others go
+        top, bottom, left, right = np.array([_extent(boxes[g]) for g in groups]).T
+        y = (boxes[specks, 0:1] + boxes[specks, 1:2]) / 2  # one row per speck, a column a glyph
+        x = (boxes[specks, 2:3] + boxes[specks, 3:4]) / 2
+        away = np.maximum(np.maximum(top - y, y - bottom), np.maximum(left - x, x - right))
+        reach = away / np.maximum(bottom - top, right - left)
+        for speck, nearest, distance in zip(specks, reach.argmin(1), reach.min(1), strict=True):
+            if distance <= DOT_REACH:
+                groups[nearest].append(speck)
+    extents = [_extent(boxes[g]) for g in groups]
+    order = sorted(range(len(groups)), key=lambda i: extents[i][2] + extents[i][3])  # centres
+    return [(np.array(groups[i]), extents[i]) for i in order]
+
+
+def _merge_overlapping(groups: list[list[int]], boxes: np.ndarray) -> tuple[list[list[int]], bool]:
+    """One left-to-right sweep joining each group to the one before when they are one glyph:
+    sharing much of their width (a 4 in two strokes), one above the other and sharing some
+    width (a 5's top bar, drawn off to the right), or a small piece touching a bigger one."""
+    joined, merged = [], False
+    for extent, group in sorted(((_extent(boxes[g]), g) for g in groups), key=_left):
+        if joined and _one_glyph(joined[-1][0], extent):
+            both = np.array([joined[-1][0], extent])
+            joined[-1] = _extent(both), joined[-1][1] + group
+            merged = True
+        else:
+            joined.append((extent, group))
+    return [group for _, group in joined], merged
+
+
+def _one_glyph(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether two boxes (top, bottom, left, right) hold pieces of the same glyph."""
+    x_overlap = min(a[3], b[3]) - max(a[2], b[2])
+    y_overlap = min(a[1], b[1]) - max(a[0], b[0])
+    widths, heights = (a[3] - a[2], b[3] - b[2]), (a[1] - a[0], b[1] - b[0])
+    sizes = (max(widths[0], heights[0]), max(widths[1], heights[1]))
+    shared_width = x_overlap >= SAME_GLYPH_OVERLAP * min(widths)
+    stacked = x_overlap > 0 and y_overlap <= STACKED_OVERLAP * max(heights)
+    piece = x_overlap >= 0 and y_overlap > 0 and min(sizes) <= PIECE_SHARE * max(sizes)
+    return shared_width or stacked or piece
+
+
+def _extent(boxes: np.ndarray) -> tuple[int, int, int, int]:
+    """The box (top, bottom, left, right) around several boxes."""
+    return (
+        int(boxes[:, 0].min()),
+        int(boxes[:, 1].max()),
+        int(boxes[:, 2].min()),
+        int(boxes[:, 3].max()),
+    )
+
+
+def _model_input(ink: np.ndarray) -> torch.Tensor:
+    """One digit's ink, cropped to it, as MNIST made its digits: (1, 1, 28, 28)."""
+    return torch.from_numpy(_centre(_fit_box(ink))).view(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _grayscale(image: np.ndarray | Image.Image) -> tuple[np.ndarray, int]:
+    """Float grayscale in [0, 1], at most about WORK_SIDE a side, transparency composited,
+    and the factor it was shrunk by (each of its pixels is factor x factor of the input's)."""
     image = _standard_mode(image if isinstance(image, Image.Image) else _from_array(image))
-    factor = max(image.size) // WORK_SIDE
+    factor = max(1, max(image.size) // WORK_SIDE)
     if factor > 1:
         image = image.reduce(factor)  # box average, alpha-weighted for LA and RGBA
     if "A" not in image.mode:
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255, factor
     gray, alpha = np.moveaxis(np.asarray(image.convert("LA"), dtype=np.float32) / 255, -1, 0)
     # A transparent pixel is background whatever colour it stores (a canvas stores black), so
     # it takes the shade opposite to the ink: white behind dark ink, black behind light ink.
     opaque = alpha.sum()
     background = 1.0 if opaque == 0 or (gray * alpha).sum() < 0.5 * opaque else 0.0
-    return gray * alpha + background * (1 - alpha)
+    return gray * alpha + background * (1 - alpha), factor
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -195,3 +312,7 @@ def _centre(digit: np.ndarray) -> np.ndarray:
     field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     field[top : top + height, left : left + width] = digit
     return field
+
+
+def _left(item: tuple[tuple[int, int, int, int], list[int]]) -> int:
+    return item[0][2]
