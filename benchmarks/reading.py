@@ -35,8 +35,8 @@ HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [p for p in sys.path if p not in ("", HERE)]
 
 import heldout_drawings as heldout  # noqa: E402
-import reading  # noqa: E402
 
+import reading  # noqa: E402
 from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
@@ -56,7 +56,7 @@ DIGIT_LABELS = {
     "Hershey digits": "unlike MNIST (Hershey)",
 }
 SWEEP = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
-SHEET_CELL, SHEET_COLUMNS, SHEET_MAX = 120, 10, 80  # the --failures contact sheet
+SHEET_CELL, SHEET_COLUMNS, SHEET_PER_KIND = 120, 10, 10  # the --failures contact sheet
 
 
 class Outcome(NamedTuple):
@@ -127,7 +127,7 @@ def read(drawing: heldout.Drawing, model: torch.nn.Module, threshold: float) -> 
     started = time.perf_counter()
     result = reading.read(drawing.picture, model, threshold)
     seconds = time.perf_counter() - started
-    top, digit = result.probabilities.max(dim=1) if len(result.glyphs) else ([], [])
+    top, digit = result.probabilities.max(dim=1) if len(result.probabilities) else ([], [])
     return Outcome(
         drawing.kind,
         drawing.name,
@@ -228,8 +228,14 @@ def report_sweep(outcomes: list[Outcome], thresholds: list[float], chosen: float
 
 
 def write_failures(outcomes: list[Outcome], path: Path) -> None:
-    """A contact sheet of the failures: non-digits read as digits, digits not read right."""
-    failed = [o for o in outcomes if _failed(o)][:SHEET_MAX]
+    """A contact sheet of the failures, the first few of each set: non-digits read as
+    digits, digits and numbers not read right."""
+    shown = collections.Counter()
+    failed = []
+    for o in filter(_failed, outcomes):
+        shown[o.kind] += 1
+        if shown[o.kind] <= SHEET_PER_KIND:
+            failed.append(o)
     rows = max(1, -(-len(failed) // SHEET_COLUMNS))
     sheet = Image.new("RGB", (SHEET_COLUMNS * SHEET_CELL, rows * SHEET_CELL), "lightgray")
     pen = ImageDraw.Draw(sheet)
