@@ -10,7 +10,9 @@ would, and the benchmark prints:
     "not a digit", by kind (goal >= 90%);
   - numbers of 2 to 4 MNIST test digits read exactly, by length (goal >= 95%);
   - single digits read correctly, wrongly declined or misread: MNIST test images, MNIST
-    test digits redrawn, UCI digits by other writers, Hershey digits in styles unlike MNIST's.
+    test digits redrawn, UCI digits by other writers, Hershey digits in styles unlike MNIST's
+    and digits in Debian's handwriting fonts (evaluation only: where they are installed,
+    `apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-comic-neue`).
 The threshold is the weights' "min_confidence" unless --threshold says otherwise; --sweep
 prints what other thresholds would trade (non-digits declined against digits declined),
 applying reading's rule to the same readings: a drawing is "not a digit" when any of its
@@ -48,12 +50,14 @@ DIGIT_GOALS = {  # share read correctly, from the issue
     "drawn MNIST": 0.985,
     "UCI digits": 0.85,
     "Hershey digits": 0.97,
+    "handwriting fonts": 0.97,
 }
 DIGIT_LABELS = {
     "MNIST test": "MNIST test images",
     "drawn MNIST": "MNIST test, redrawn",
     "UCI digits": "other writers (UCI)",
     "Hershey digits": "unlike MNIST (Hershey)",
+    "handwriting fonts": "handwriting fonts",
 }
 SWEEP = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 SHEET_CELL, SHEET_COLUMNS, SHEET_PER_KIND = 120, 10, 10  # the --failures contact sheet
@@ -120,6 +124,7 @@ def drawings(args: argparse.Namespace):
     yield from heldout.mnist_drawn(images, labels, args.digits, args.seed)
     yield from heldout.uci_digits(args.digits, args.seed)
     yield from heldout.hershey_digits(args.digits, args.seed)
+    yield from heldout.handwriting_digits(args.digits, args.seed)
 
 
 def read(drawing: heldout.Drawing, model: torch.nn.Module, threshold: float) -> Outcome:
@@ -194,6 +199,10 @@ def report_digits(outcomes: list[Outcome]) -> None:
     print("\nSingle digits: read correctly / declined as not a digit / misread:")
     for kind, goal in DIGIT_GOALS.items():
         group = [o for o in outcomes if o.kind == kind]
+        if not group:
+            missing = " ".join(heldout.handwriting_fonts()[1])
+            print(f"  {DIGIT_LABELS[kind]:<24} not measured: sudo apt-get install {missing}")
+            continue
         correct = np.mean([o.text == o.truth for o in group])
         declined = np.mean([o.status == "not_a_digit" for o in group])
         split = sum(o.status == "number" for o in group)
@@ -211,18 +220,18 @@ def report_sweep(outcomes: list[Outcome], thresholds: list[float], chosen: float
     kinds = list(DIGIT_GOALS)
     print(
         "\nThreshold trade-off (the same readings, reading's rule; * = the threshold above):\n"
-        "  threshold  non-digits | digits declined: MNIST   drawn     UCI  Hershey"
+        "  threshold  non-digits | digits declined: MNIST   drawn     UCI Hershey   fonts"
         " | drawn read right | numbers exact"
     )
     for t in thresholds:
         at = [(o, *status_at(o, t)) for o in outcomes]
         non_digits = np.mean([s == "not_a_digit" for o, s, _ in at if o.truth is None])
-        declined = [np.mean([s == "not_a_digit" for o, s, _ in at if o.kind == k]) for k in kinds]
+        declined = [[s == "not_a_digit" for o, s, _ in at if o.kind == k] for k in kinds]
         drawn = np.mean([text == o.truth for o, _, text in at if o.kind == "drawn MNIST"])
         exact = np.mean([text == o.truth for o, _, text in at if o.kind.endswith("numbers")])
         print(
             f"  {t:9.4g}{'*' if t == chosen else ' '} {non_digits:10.1%} | {' ' * 16}"
-            + " ".join(f"{d:7.2%}" for d in declined)
+            + " ".join(f"{np.mean(d):7.2%}" if d else f"{'-':>7}" for d in declined)
             + f" | {drawn:16.2%} | {exact:13.1%}"
         )
 

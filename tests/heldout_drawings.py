@@ -7,20 +7,25 @@ Every non-digit here is of another make: single-stroke letters from the Hershey 
 shapes (a heart, a house, a lightning bolt...) and doodles made of sinusoids and spirograph
 curves. Digits come from four sources: MNIST test digits as pictures and redrawn
 canvas-style, the UCI digits of 43 other writers that scikit-learn ships (8x8, 16 grey
-levels), and Hershey digits in styles unlike MNIST's (script, italic, Gothic). Numbers
+levels), Hershey digits in styles unlike MNIST's (script, cursive, italic) and, where
+Debian's handwriting font packages are installed, digits typeset in them. Numbers
 are MNIST test digits redrawn side by side on a wide canvas, never touching.
 
-EVALUATION ONLY: nothing here (Hershey fonts, UCI digits) may ever be trained on, or the
-benchmark stops measuring other writers. Everything is drawn with drawn_digits' pen: one
-round pen of random width, black or coloured ink, on white or transparent canvases.
+EVALUATION ONLY: nothing here (Hershey fonts, handwriting fonts, UCI digits) may ever be
+trained on, or the benchmark stops measuring other writers. Everything is drawn with
+drawn_digits' pen and canvases: one round pen of random width, black or coloured ink, on
+white or transparent canvases.
 """
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from drawn_digits import (
+    CANVAS_SIDES,
+    DIGIT_FRACTIONS,
     INKS,
     PEN_FRACTIONS,
     draw,
@@ -29,7 +34,7 @@ from drawn_digits import (
     paint,
     pixel_strokes,
 )
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 class Drawing(NamedTuple):
@@ -76,6 +81,14 @@ SYMBOLS = {
 # blackletter is a typeface, not a hand.
 HERSHEY_DIGIT_FONTS = ("futural", "rowmans", "scripts", "cursive", "timesi", "scriptc")
 HERSHEY_DIGIT_PEN = (0.03, 0.22)  # of the digit's size: their fonts' strokes are smooth
+# Handwriting fonts from Debian packages, for evaluation only (never for training, and never
+# needed to run or train the app): digits by other hands, typeset as pictures.
+HANDWRITING_FONTS = {
+    "fonts-dkg-handwriting": "/usr/share/fonts/truetype/fifthhorseman",
+    "fonts-breip": "/usr/share/fonts/truetype/breip",
+    "fonts-bwht": "/usr/share/fonts/opentype/bwht",
+    "fonts-comic-neue": "/usr/share/fonts/opentype/comic-neue",
+}
 UCI_SIDES = (48, 240)  # the 8x8 UCI digit is enlarged to this many pixels a side...
 UCI_MARGIN = (1.1, 2.0)  # ...on a white canvas this many times larger
 
@@ -106,6 +119,49 @@ def hershey_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
         strokes = handmade(hershey_strokes(font, digit), rng)
         picture = draw_strokes(strokes, rng, float(rng.uniform(*HERSHEY_DIGIT_PEN)))
         yield Drawing(picture, "Hershey digits", f"{font} {digit}", digit)
+
+
+def handwriting_fonts() -> tuple[list[Path], list[str]]:
+    """The handwriting font files installed, and the packages missing."""
+    found, missing = [], []
+    for package, folder in HANDWRITING_FONTS.items():
+        files = sorted(p for p in Path(folder).glob("*") if p.suffix in (".ttf", ".otf"))
+        found += files
+        if not files:
+            missing.append(package)
+    return found, missing
+
+
+def handwriting_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
+    """`count` digits typeset in the installed handwriting fonts (none if none is), tilted
+    a little, in a random ink and place on a canvas as drawn_digits makes them."""
+    fonts = handwriting_fonts()[0]
+    rng = np.random.default_rng([seed, 104])
+    for _ in range(count if fonts else 0):
+        path = fonts[rng.integers(len(fonts))]
+        digit = str(rng.integers(10))
+        width, height = rng.integers(*CANVAS_SIDES, size=2, endpoint=True).tolist()
+        size = rng.uniform(*DIGIT_FRACTIONS) * min(width, height)
+        font = ImageFont.truetype(str(path), max(8, round(size)))
+        mask = Image.new("L", (round(3 * size) + 20,) * 2)
+        ImageDraw.Draw(mask).text((10, 10), digit, font=font, fill=255)
+        mask = mask.crop(mask.getbbox())
+        mask = mask.resize(
+            (
+                max(1, round(mask.width * size / max(mask.size))),
+                max(1, round(mask.height * size / max(mask.size))),
+            ),
+            Image.BILINEAR,
+        ).rotate(rng.uniform(-MAX_TILT_DEG, MAX_TILT_DEG), Image.BICUBIC, expand=True)
+        mask.thumbnail((width, height))  # a tall tilted digit still fits the canvas
+        canvas, transparent = new_canvas(width, height, rng)
+        place = (
+            int(rng.integers(width - mask.width + 1)),
+            int(rng.integers(height - mask.height + 1)),
+        )
+        canvas.paste(INKS[rng.integers(len(INKS))] + (255,), place, mask)
+        picture = canvas if transparent else canvas.convert("RGB")
+        yield Drawing(picture, "handwriting fonts", f"{path.stem} {digit}", digit)
 
 
 def uci_digits(count: int, seed: int = 0) -> Iterator[Drawing]:

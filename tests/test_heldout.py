@@ -30,6 +30,8 @@ def all_sets(mnist_test, count=COUNT, seed=0):
     sets["UCI digits"] = list(heldout.uci_digits(count, seed))
     sets["drawn MNIST"] = list(heldout.mnist_drawn(images, labels, count, seed))
     sets["MNIST test"] = list(heldout.mnist_plain(images, labels, count, seed))
+    if heldout.handwriting_fonts()[0]:  # Debian's handwriting fonts, where installed
+        sets["handwriting fonts"] = list(heldout.handwriting_digits(count, seed))
     for length in (2, 3, 4):
         sets[f"{length}-digit numbers"] = list(heldout.numbers(images, labels, length, count, seed))
     return sets
@@ -70,8 +72,8 @@ def test_labels_say_what_is_drawn(drawn):
     for kind in heldout.NON_DIGIT_KINDS:
         assert all(d.text is None for d in drawn[kind])
         assert len({d.name for d in drawn[kind]}) >= 4  # many different things
-    for name in ("Hershey digits", "UCI digits", "drawn MNIST", "MNIST test"):
-        assert all(len(d.text) == 1 and d.text.isdigit() for d in drawn[name])
+    for name in ("Hershey digits", "UCI digits", "drawn MNIST", "MNIST test", "handwriting fonts"):
+        assert all(len(d.text) == 1 and d.text.isdigit() for d in drawn.get(name, []))
     for length in (2, 3, 4):
         assert all(
             len(d.text) == length and d.text.isdigit() for d in drawn[f"{length}-digit numbers"]
@@ -112,7 +114,6 @@ def test_numbers_are_wide_and_their_digits_do_not_touch(drawn):
 )
 def test_the_shipped_model_declines_held_out_non_digits_and_reads_digits(mnist_test, model):
     import reading
-
     from model import read_metadata
 
     threshold = float(read_metadata()["min_confidence"])
