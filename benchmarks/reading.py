@@ -39,7 +39,7 @@ sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [p for p in sys.path if p not i
 import heldout_drawings as heldout  # noqa: E402
 
 import reading  # noqa: E402
-from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
+from model import WEIGHTS_PATH, WeightsError, load_model, read_metadata  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
 NON_DIGIT_GOAL = 0.90
@@ -88,8 +88,11 @@ def main() -> None:
     if min(args.count, args.digits) < 1:
         parser.error("--count and --digits must be at least 1")
     torch.set_num_threads(1)
-    model = load_model(args.weights)
-    meta = read_metadata(args.weights)
+    try:
+        model = load_model(args.weights)
+        meta = read_metadata(args.weights)
+    except WeightsError as e:
+        sys.exit(str(e))
     threshold = args.threshold if args.threshold is not None else _weights_threshold(meta)
     print(
         f"weights: {args.weights.name} ({meta.get('date')}, {meta.get('epochs')} epochs), "
@@ -196,7 +199,10 @@ def report_numbers(outcomes: list[Outcome]) -> None:
 
 
 def report_digits(outcomes: list[Outcome]) -> None:
-    print("\nSingle digits: read correctly / declined as not a digit / misread:")
+    print(
+        "\nSingle digits: read correctly / declined as not a digit / misread"
+        " (MNIST test is a sample: train.py measures all 10,000):"
+    )
     for kind, goal in DIGIT_GOALS.items():
         group = [o for o in outcomes if o.kind == kind]
         if not group:

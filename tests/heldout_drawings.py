@@ -5,11 +5,11 @@ polylines, zigzags, Bezier curves, scribbles, polygons and closed shapes with ma
 Every non-digit here is of another make: single-stroke letters from the Hershey vector fonts
 (1967), Greek letters, astrological, musical, mathematical and map symbols, hand-drawn
 shapes (a heart, a house, a lightning bolt...) and doodles made of sinusoids and spirograph
-curves. Digits come from four sources: MNIST test digits as pictures and redrawn
-canvas-style, the UCI digits of 43 other writers that scikit-learn ships (8x8, 16 grey
-levels), Hershey digits in styles unlike MNIST's (script, cursive, italic) and, where
-Debian's handwriting font packages are installed, digits typeset in them. Numbers
-are MNIST test digits redrawn side by side on a wide canvas, never touching.
+curves. Digits come from MNIST's test set (as pictures, and redrawn canvas-style), the UCI
+digits of 43 other writers that scikit-learn ships (8x8, 16 grey levels), Hershey digits in
+styles unlike MNIST's (script, cursive, italic) and, where Debian's handwriting font
+packages are installed, digits typeset in them. Numbers are MNIST test digits redrawn side
+by side on a wide canvas, never touching.
 
 EVALUATION ONLY: nothing here (Hershey fonts, handwriting fonts, UCI digits) may ever be
 trained on, or the benchmark stops measuring other writers. Everything is drawn with
@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 class Drawing(NamedTuple):
     picture: Image.Image | np.ndarray
     kind: str  # the set it belongs to: "letters", "shapes", "drawn MNIST", "numbers"...
-    name: str  # what exactly it is: "scripts A", "heart", "MNIST test #1234"
+    name: str  # what exactly it is: "scripts A", "heart", "MNIST #1234"
     text: str | None  # the digits it shows, left to right; None for a non-digit
     boxes: tuple = ()  # numbers only: each digit's ink box (left, top, right, bottom)
 
@@ -111,7 +111,7 @@ def non_digits(kind: str, count: int, seed: int = 0) -> Iterator[Drawing]:
 
 
 def hershey_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
-    """`count` digits from Hershey fonts (script, italic, Gothic...), drawn as pen strokes."""
+    """`count` digits from Hershey fonts (script, cursive, italic...), drawn as pen strokes."""
     rng = np.random.default_rng([seed, 100])
     for _ in range(count):
         font = HERSHEY_DIGIT_FONTS[rng.integers(len(HERSHEY_DIGIT_FONTS))]
