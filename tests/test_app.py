@@ -10,8 +10,12 @@ from drawn_digits import draw
 from gradio_client import Client, handle_file
 from live_server import ROOT, serve
 from PIL import Image
+from test_reading import BOX_SLACK, number_canvas
 
 import app
+import preprocess
+import reading
+from model import WEIGHTS_PATH, load_model, read_metadata, save_weights
 
 DIGITS = 8  # the first MNIST test digits, sent through each endpoint
 
@@ -33,8 +37,8 @@ def confidences(label: dict) -> dict[str, float]:
 
 
 def test_both_endpoints_answer_as_the_app_computes(server, mnist_test, tmp_path):
-    """Real digits through the server give the in-process answer: ten probabilities and
-    the 28x28 picture the model saw."""
+    """Real digits through the server give the in-process answer: ten probabilities, the
+    28x28 picture the model saw, and the reading as JSON."""
     client, _ = server
     images, labels = (t.numpy() for t in mnist_test)
     rng = np.random.default_rng(0)
@@ -47,19 +51,64 @@ def test_both_endpoints_answer_as_the_app_computes(server, mnist_test, tmp_path)
             ("/predict", sketch(tmp_path / f"drawing{i}.png"), np.asarray(drawing)),
             ("/classify", handle_file(str(tmp_path / f"photo{i}.jpg")), None),
         ]:
-            label, seen = client.predict(arg, api_name=api)
+            label, seen, json = client.predict(arg, api_name=api)
             got = confidences(label)
             assert list(got) == sorted(got, key=got.get, reverse=True) and len(got) == 10
             assert label["label"] == str(labels[i])
             assert sum(got.values()) == pytest.approx(1, abs=1e-4)
             preview = np.asarray(Image.open(seen))
             assert preview.shape[:2] == (28, 28)
+            assert json["status"] == "digit" and json["text"] == str(labels[i])
+            assert json["message"] is None and len(json["digits"]) == 1
+            assert json["digits"][0]["digit"] == str(labels[i])
+            assert json["digits"][0]["confidence"] == pytest.approx(got[str(labels[i])], abs=1e-4)
             if image is not None:
-                expected, expected_seen = app.read_digit(image)
-                assert got == pytest.approx(expected, abs=1e-5)
-                assert np.array_equal(
-                    preview[..., 0] if preview.ndim == 3 else preview, expected_seen
-                )
+                expected = app.read_picture(image)
+                assert got == pytest.approx(confidences(app.label_value(expected)), abs=1e-5)
+                assert np.array_equal(gray(preview), app.seen_image(expected))
+                assert json == expected.as_json()
+
+
+def gray(preview: np.ndarray) -> np.ndarray:
+    return preview[..., 0] if preview.ndim == 3 else preview
+
+
+def test_a_number_through_both_endpoints(server, mnist_test, tmp_path):
+    """Three real digits side by side on the app's canvas: read as a number, each digit's
+    best readings labelled by position, every glyph's 28x28 in order, and the JSON's boxes
+    in the picture's own pixels, for a sketch and for a twice bigger photo."""
+    client, _ = server
+    images, labels = (t.numpy() for t in mnist_test)
+    canvas, boxes = number_canvas([images[i] for i in (0, 1, 2)], np.random.default_rng(5))
+    truth = "".join(str(labels[i]) for i in (0, 1, 2))
+    Image.fromarray(canvas).save(tmp_path / "number.png")
+    photo = Image.fromarray(255 - canvas[..., 3]).resize((1120, 560), Image.BILINEAR)
+    photo.save(tmp_path / "number.jpg", quality=90)
+    for api, arg, scale in [
+        ("/predict", sketch(tmp_path / "number.png"), 1),
+        ("/classify", handle_file(str(tmp_path / "number.jpg")), 2),
+    ]:
+        label, seen, json = client.predict(arg, api_name=api)
+        assert label["label"] == truth and json["text"] == truth, api
+        assert (json["status"], json["message"]) == ("number", None)
+        rows = [c["label"] for c in label["confidences"]]
+        assert {row.split(": ")[0] for row in rows} == set(reading.ORDINALS[:3])
+        tops = [next(r for r in rows if r.startswith(o)) for o in reading.ORDINALS[:3]]
+        assert tops == [f"{o}: {d}" for o, d in zip(reading.ORDINALS, truth, strict=False)]
+        for entry, digit, box in zip(json["digits"], truth, boxes, strict=True):
+            assert entry["digit"] == digit and entry["confidence"] >= app.MIN_CONFIDENCE
+            true_box = np.multiply(box, scale)
+            assert np.abs(np.subtract(entry["box"], true_box)).max() <= BOX_SLACK * scale, api
+        preview = gray(np.asarray(Image.open(seen)))
+        assert preview.shape == (28, 3 * 28 + 2 * app.GLYPH_GAP)
+        assert (preview[:, 28 : 28 + app.GLYPH_GAP] == app.GAP_SHADE).all()
+        if api == "/predict":  # the sketch's pixels are the canvas's: the in-process answer
+            expected = app.read_picture(canvas)
+            assert np.array_equal(preview, app.seen_image(expected))
+            assert json == expected.as_json()
+            assert confidences(label) == pytest.approx(
+                confidences(app.label_value(expected)), abs=1e-5
+            )
 
 
 def write_bad_inputs(folder) -> dict[str, bytes | Image.Image]:
@@ -91,24 +140,38 @@ def test_bad_input_gets_a_short_answer_and_the_server_stays_up(server, tmp_path)
         else:
             content.save(path)
         for api, arg in [("/predict", sketch(path)), ("/classify", handle_file(str(path)))]:
-            label, seen = client.predict(arg, api_name=api)
-            if name == "huge.png":
-                assert label["label"] == "1", api  # shrunk first, then read
+            label, seen, json = client.predict(arg, api_name=api)
+            if name == "huge.png":  # shrunk 39x first, then read; the box in its own pixels
+                assert label["label"] == "1" and json["text"] == "1", api
+                (one,) = json["digits"]
+                assert np.abs(np.subtract(one["box"], [4000, 2000, 6000, 8000])).max() <= 39
                 continue
             assert label["confidences"] is None and seen is None, (api, name)
+            assert json["text"] is None and json["digits"] == [], (api, name)
+            assert json["message"] == label["label"], (api, name)
             if name in ("truncated.png", "text.png"):
                 assert "read" in label["label"], (api, name)  # says what went wrong
+                assert json["status"] == "unreadable", (api, name)
             else:
                 assert label["label"] == app.HINT, (api, name)
+                assert json["status"] == "empty", (api, name)
+    empty = {"status": "empty", "text": None, "digits": [], "message": app.HINT}
     for api in ("/predict", "/classify"):
         assert client.predict(None, api_name=api) == (
             {"label": app.HINT, "confidences": None},
             None,
+            empty,
         )
-    label, _ = client.predict(
+    label, _, json = client.predict(
         handle_file(str(ROOT / "tests" / "test_app.py")), api_name="/classify"
     )
     assert label["confidences"] is None
+    assert json == {
+        "status": "unreadable",
+        "text": None,
+        "digits": [],
+        "message": preprocess.UNREADABLE,
+    }
     assert "Traceback" not in log.read_text()
 
 
@@ -117,16 +180,25 @@ def test_the_api_names_its_two_endpoints(server):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/classify"}
     for endpoint in endpoints.values():
-        assert [r["component"] for r in endpoint["returns"]] == ["Label", "Image"]
+        assert [r["component"] for r in endpoint["returns"]] == ["Label", "Image", "Json"]
 
 
-@pytest.mark.parametrize("weights", [None, b"not safetensors at all", b""])
+@pytest.mark.parametrize(
+    "weights", [None, b"not safetensors at all", b"", "no threshold", "a bad threshold"]
+)
 def test_missing_or_damaged_weights_stop_the_app_with_a_clear_message(tmp_path, weights):
-    for name in ("app.py", "preprocess.py", "model.py"):
+    for name in ("app.py", "preprocess.py", "reading.py", "model.py"):
         shutil.copy(ROOT / name, tmp_path)
-    if weights is not None:
-        (tmp_path / "weights").mkdir()
-        (tmp_path / "weights" / "convnet.safetensors").write_bytes(weights)
+    path = tmp_path / "weights" / "convnet.safetensors"
+    if isinstance(weights, bytes):
+        path.parent.mkdir()
+        path.write_bytes(weights)
+    elif weights is not None:  # the right weights, without a usable "not a digit" threshold
+        header = read_metadata(WEIGHTS_PATH)
+        header.pop("min_confidence")
+        if weights == "a bad threshold":
+            header["min_confidence"] = "high"
+        save_weights(load_model(WEIGHTS_PATH), path, header)
     done = subprocess.run(
         [sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

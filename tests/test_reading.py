@@ -1,0 +1,237 @@
+"""Splitting a drawing into glyphs and reading them: real MNIST digits side by side on the
+app's wide canvas, hand strokes (a 5 with a detached bar, a 4 in two strokes, a letter),
+specks, and the reading's verdicts through the committed model."""
+
+import numpy as np
+import pytest
+from drawn_digits import draw
+from PIL import Image, ImageDraw
+
+import app
+import preprocess
+import reading
+
+CANVAS = app.CANVAS_SIZE  # width, height: what the sketchpad exports
+PEN = 2 * app.BRUSH_RADIUS  # the sketchpad's stroke width, canvas pixels
+BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest edge is dropped
+NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
+
+# The committed weights predate outlier exposure (they read an A as a 4 at 99.8%). Set True
+# when the weights that decline non-digits land: the tests of "not a digit" then run.
+WEIGHTS_DECLINE_NON_DIGITS = False
+needs_rejecting_weights = pytest.mark.skipif(
+    not WEIGHTS_DECLINE_NON_DIGITS, reason="needs outlier-exposure weights"
+)
+
+
+def number_canvas(
+    digits: list[np.ndarray],
+    rng: np.random.Generator,
+    size: tuple[int, int] = CANVAS,
+    height_fraction: float = 0.6,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """MNIST digits redrawn with a round pen, side by side (one to a slot, not touching), in
+    black on a transparent canvas as the sketchpad exports it; and each digit's ink box."""
+    width, height = size
+    slot = width // len(digits)
+    margin = slot // 10  # digits at most 0.8 of a slot wide: at least 2 margins apart
+    alpha = np.zeros((height, width), np.uint8)
+    boxes = []
+    for k, digit in enumerate(digits):
+        drawing = draw(digit, rng, pen_fraction=0.12, canvas_size=(300, 300)).convert("RGBA")
+        ink = Image.fromarray(255 - np.asarray(_on_white(drawing)).min(axis=2))
+        ink = ink.crop(ink.getbbox())
+        scale = min(height_fraction * height / ink.height, 0.8 * slot / ink.width)
+        ink = ink.resize((max(1, round(ink.width * scale)), max(1, round(ink.height * scale))))
+        left = k * slot + margin + int(rng.integers(0, slot - 2 * margin - ink.width + 1))
+        top = int(rng.integers(0, height - ink.height + 1))
+        alpha[top : top + ink.height, left : left + ink.width] = np.asarray(ink)
+        boxes.append((left, top, left + ink.width, top + ink.height))
+    return _black_ink(alpha), boxes
+
+
+def _on_white(drawing: Image.Image) -> Image.Image:
+    white = Image.new("RGBA", drawing.size, "white")
+    white.alpha_composite(drawing)
+    return white.convert("RGB")
+
+
+def _black_ink(alpha: np.ndarray) -> np.ndarray:
+    canvas = np.zeros(alpha.shape + (4,), np.uint8)
+    canvas[..., 3] = alpha
+    return canvas
+
+
+def strokes_canvas(strokes, size: tuple[int, int] = CANVAS, pen: float = PEN) -> np.ndarray:
+    """Strokes of (x, y) points in canvas pixels, drawn as the sketchpad draws them."""
+    image = Image.new("L", size, 0)
+    pen_draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        for x, y in stroke:
+            pen_draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
+        if len(stroke) > 1:
+            pen_draw.line(stroke, fill=255, width=round(pen))
+    return _black_ink(np.asarray(image))
+
+
+def placed(shape, left: float, top: float, side: float) -> list[list[tuple[float, float]]]:
+    """Strokes given in fractions of a square, placed at (left, top) with that side."""
+    return [[(left + x * side, top + y * side) for x, y in stroke] for stroke in shape]
+
+
+def alone(canvas: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The canvas with only the ink inside `box`."""
+    left, top, right, bottom = box
+    only = np.zeros_like(canvas)
+    only[top:bottom, left:right] = canvas[top:bottom, left:right]
+    return only
+
+
+# Shapes in fractions of their square. A 5 with its top bar drawn apart, off to the right,
+# as a hurried hand draws it; a 4 whose stem, drawn second, misses the bar; a letter A.
+FIVE = [
+    [(0.3, 0.1), (0.25, 0.45), (0.55, 0.4), (0.72, 0.6), (0.65, 0.85), (0.4, 0.92), (0.22, 0.82)],
+    [(0.45, 0.02), (0.85, 0.0)],
+]
+FOUR = [[(0.5, 0.05), (0.2, 0.55), (0.85, 0.55)], [(0.62, 0.66), (0.62, 0.98)]]
+A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
+
+
+def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
+    """2 to 4 real digits on the wide canvas: one glyph each, left to right, each box
+    around its digit in the canvas's pixels, and the number read."""
+    images, labels = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(6)
+    exact = 0
+    for _ in range(NUMBERS):
+        chosen = rng.choice(len(images), size=int(rng.integers(2, 5)), replace=False)
+        canvas, boxes = number_canvas([images[i] for i in chosen], rng)
+        found = preprocess.glyphs(canvas)
+        assert len(found) == len(chosen)
+        for glyph, box in zip(found, boxes, strict=True):
+            assert np.abs(np.subtract(glyph.box, box)).max() <= BOX_SLACK, (glyph.box, box)
+            assert glyph.input.shape == (1, 1, 28, 28)
+        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        truth = "".join(str(labels[i]) for i in chosen)
+        exact += result.status == "number" and result.text == truth
+        json = result.as_json()
+        assert [d["box"] for d in json["digits"]] == [list(g.box) for g in found]
+    assert exact >= NUMBERS - 1  # the reader is 98.7% right on single drawn digits
+
+
+def test_each_glyph_is_read_from_its_own_ink_only():
+    """An L and a 7 whose boxes overlap (not touching): each glyph's input is what its shape
+    alone gives, the other's ink masked out."""
+    ell = [[(140, 40), (140, 230), (250, 230)]]
+    seven = [[(220, 60), (360, 60), (300, 240)]]
+    canvas = strokes_canvas(ell + seven)
+    first, second = preprocess.glyphs(canvas)
+    assert first.box[2] > second.box[0]  # the boxes do overlap
+    for glyph, shape in [(first, ell), (second, seven)]:
+        assert np.array_equal(glyph.input, preprocess.to_model_input(strokes_canvas(shape)))
+
+
+@pytest.mark.parametrize("shape, digit", [(FIVE, "5"), (FOUR, "4")])
+def test_a_digit_in_separate_strokes_is_one_glyph(model, shape, digit):
+    """A 5 with a detached top bar, a 4 in two strokes: one glyph, read as the digit,
+    alone or as part of a number."""
+    for side, left in [(220, 170), (200, 40)]:
+        canvas = strokes_canvas(placed(shape, left, 40, side))
+        (glyph,) = preprocess.glyphs(canvas)
+        assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
+    two = strokes_canvas(placed(shape, 40, 40, 200) + placed(shape, 300, 50, 190))
+    assert [g.box[0] < 280 for g in preprocess.glyphs(two)] == [True, False]
+    assert reading.read(two, model, app.MIN_CONFIDENCE).text == digit * 2
+
+
+def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test):
+    images, _ = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(1)
+    canvas, boxes = number_canvas([images[0], images[1], images[2]], rng)
+    clean = preprocess.glyphs(canvas)
+    clicks = canvas.copy()
+    far = [(x, y) for x in range(10, 560, 30) for y in range(10, 280, 30) if away(x, y, boxes)]
+    for x, y in far[:: len(far) // 4][:4]:  # stray clicks: one brush dab each, away from ink
+        clicks = np.maximum(clicks, strokes_canvas([[(x, y)]]))
+    x, y = far[len(far) // 2]  # and a flick: bigger than a click, small beside the digits
+    clicks = np.maximum(clicks, strokes_canvas([[(x, y), (x + 10, y - 6)]]))
+    assert [g.box for g in preprocess.glyphs(clicks)] == [g.box for g in clean]
+    left, top, right, bottom = boxes[1]
+    dotted = np.maximum(canvas, strokes_canvas([[(right - 5, top - 4)]], pen=6))  # a pen slip
+    assert len(preprocess.glyphs(dotted)) == len(clean)
+    lone = strokes_canvas([[(280, 140)]])  # a lone click on an empty canvas
+    assert preprocess.glyphs(lone) == [] and preprocess.to_model_input(lone) is None
+
+
+def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
+    return all(
+        max(left - x, x - right, top - y, y - bottom) > distance
+        for left, top, right, bottom in boxes
+    )
+
+
+def test_a_letter_between_digits_is_its_own_glyph(mnist_test):
+    images, _ = (t.numpy() for t in mnist_test)
+    canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
+    letter = strokes_canvas(placed(A, 200, 70, 150))
+    middle = alone(canvas, boxes[1])
+    canvas = np.maximum(canvas - middle, letter)  # the A replaces the middle digit
+    found = preprocess.glyphs(canvas)
+    assert len(found) == 3
+    assert found[1].box[0] >= 200 - PEN and found[1].box[2] <= 350 + PEN
+
+
+@needs_rejecting_weights
+def test_a_letter_between_digits_is_not_a_digit(mnist_test, model):
+    images, _ = (t.numpy() for t in mnist_test)
+    canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
+    canvas = np.maximum(canvas - alone(canvas, boxes[1]), strokes_canvas(placed(A, 200, 70, 150)))
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert result.status == "not_a_digit" and result.text is None
+    assert result.is_digit() == [True, False, True]
+    assert result.as_json()["digits"][1]["digit"] is None
+    alone_a = reading.read(strokes_canvas(placed(A, 200, 40, 200)), model, app.MIN_CONFIDENCE)
+    assert alone_a.status == "not_a_digit" and alone_a.message == reading.NOT_A_DIGIT
+
+
+def test_the_reading_of_numbers_digits_and_empty_canvases(mnist_test, model):
+    images, labels = (t.numpy() for t in mnist_test)
+    rng = np.random.default_rng(3)
+    one, _ = number_canvas([images[0]], rng)
+    single = reading.read(one, model, app.MIN_CONFIDENCE)
+    assert (single.status, single.text, single.message) == ("digit", str(labels[0]), None)
+    assert single.probabilities.shape == (1, 10) and single.is_digit() == [True]
+
+    for blank in (np.zeros((280, 560, 4), np.uint8), None):
+        empty = reading.read(blank, model, app.MIN_CONFIDENCE)
+        assert (empty.status, empty.text, empty.message) == ("empty", None, reading.HINT)
+        assert empty.as_json() == {
+            "status": "empty",
+            "text": None,
+            "digits": [],
+            "message": reading.HINT,
+        }
+
+    # Nine digits are one too many: not read, with a message saying the limit.
+    nine, _ = number_canvas([images[i] for i in range(9)], rng, size=(1260, 280))
+    too_many = reading.read(nine, model, app.MIN_CONFIDENCE)
+    assert len(too_many.glyphs) == 9
+    assert (too_many.status, too_many.text) == ("unreadable", None)
+    assert "8" in too_many.message and too_many.as_json()["digits"] == []
+    eight, _ = number_canvas([images[i] for i in range(8)], rng, size=(1120, 280))
+    assert reading.read(eight, model, app.MIN_CONFIDENCE).status == "number"
+
+
+def test_a_glyph_below_the_threshold_makes_the_drawing_not_a_digit(mnist_test, model):
+    """The verdict follows the threshold: at an impossible one nothing is a digit, and the
+    JSON names no digit but keeps each glyph's confidence and box."""
+    images, _ = (t.numpy() for t in mnist_test)
+    canvas, _ = number_canvas([images[0], images[1]], np.random.default_rng(4))
+    declined = reading.read(canvas, model, min_confidence=1.01)
+    assert (declined.status, declined.text) == ("not_a_digit", None)
+    assert declined.message == "The 1st and 2nd marks do not look like digits."
+    for entry, glyph in zip(declined.as_json()["digits"], declined.glyphs, strict=True):
+        assert entry["digit"] is None and 0 < entry["confidence"] <= 1
+        assert entry["box"] == list(glyph.box)
+    accepted = reading.read(canvas, model, min_confidence=0.0)
+    assert accepted.status == "number" and accepted.is_digit() == [True, True]
