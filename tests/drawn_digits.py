@@ -35,28 +35,70 @@ def draw(
 ) -> Image.Image:
     """One 28x28 uint8 MNIST digit redrawn on a canvas (of random size unless given), as
     RGB (white background) or RGBA (transparent)."""
-    rows, cols = np.nonzero(pen_path(digit))
-    width, height = canvas_size or rng.integers(*CANVAS_SIDES, size=2, endpoint=True).tolist()
-    size = rng.uniform(*DIGIT_FRACTIONS) * min(width, height)
-    pen = max(1.5, pen_fraction * size)
-    scale = (size - pen) / max(np.ptp(rows) + 1, np.ptp(cols) + 1)
-    x = (cols - cols.min()) * scale
-    y = (rows - rows.min()) * scale
-    x += rng.uniform(pen / 2, width - pen / 2 - x.max())
-    y += rng.uniform(pen / 2, height - pen / 2 - y.max())
+    return draw_strokes(pixel_strokes(digit), rng, pen_fraction, canvas_size, span_extra=1)
 
+
+def draw_strokes(
+    strokes: list[np.ndarray],
+    rng: np.random.Generator,
+    pen_fraction: float,
+    canvas_size: tuple[int, int] | None = None,
+    span_extra: float = 0,
+    size_fractions: tuple[float, float] = DIGIT_FRACTIONS,
+) -> Image.Image:
+    """Pen strokes (each an (n, 2) array of x, y points, y down, any units) drawn with one
+    round pen at a random size and place on a canvas (of random size unless given), in a
+    random ink, on white (RGB) or transparent (RGBA). The drawing's longer side is a random
+    fraction (`size_fractions`) of the canvas's shorter side; `span_extra` is added to the
+    strokes' extent (1 for pixel paths, whose pixels have a width)."""
+    points = np.concatenate(strokes)
+    width, height = canvas_size or rng.integers(*CANVAS_SIDES, size=2, endpoint=True).tolist()
+    size = rng.uniform(*size_fractions) * min(width, height)
+    pen = max(1.5, pen_fraction * size)
+    scale = (size - pen) / (np.ptp(points, axis=0).max() + span_extra)
+    corner = points.min(axis=0)
+    placed = [(stroke - corner) * scale for stroke in strokes]
+    far = np.concatenate(placed).max(axis=0)
+    offset = (
+        rng.uniform(pen / 2, width - pen / 2 - far[0]),
+        rng.uniform(pen / 2, height - pen / 2 - far[1]),
+    )
     ink = INKS[rng.integers(len(INKS))]
-    transparent = rng.random() < 0.5
-    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0) if transparent else "white")
-    pen_draw = ImageDraw.Draw(canvas)
-    points = {(r, c): (float(px), float(py)) for r, c, px, py in zip(rows, cols, x, y, strict=True)}
-    for (r, c), start in points.items():
-        pen_draw.ellipse(_disc(start, pen), fill=ink + (255,))
-        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once
-            end = points.get((r + dr, c + dc))
-            if end is not None:
-                pen_draw.line([start, end], fill=ink + (255,), width=round(pen))
+    canvas, transparent = new_canvas(width, height, rng)
+    paint(canvas, [stroke + offset for stroke in placed], pen, ink)
     return canvas if transparent else canvas.convert("RGB")
+
+
+def new_canvas(width: int, height: int, rng: np.random.Generator) -> tuple[Image.Image, bool]:
+    """An empty RGBA canvas, transparent or white at random, and whether it is transparent
+    (a white one is returned as RGB once drawn on, as an uploaded picture would be)."""
+    transparent = bool(rng.random() < 0.5)
+    return Image.new("RGBA", (width, height), (0, 0, 0, 0) if transparent else "white"), transparent
+
+
+def paint(canvas: Image.Image, strokes: list[np.ndarray], pen: float, ink: tuple) -> None:
+    """Strokes (canvas pixels) drawn with a round pen `pen` pixels wide: a disc at every
+    point, joined by lines of the pen's width."""
+    pen_draw = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        points = [(float(x), float(y)) for x, y in stroke]
+        for point in points:
+            pen_draw.ellipse(_disc(point, pen), fill=ink + (255,))
+        if len(points) > 1:
+            pen_draw.line(points, fill=ink + (255,), width=round(pen))
+
+
+def pixel_strokes(digit: np.ndarray) -> list[np.ndarray]:
+    """The digit's pen path as strokes (x, y) in path pixels: every pixel, and a segment
+    joining each pair of neighbouring pixels."""
+    rows, cols = np.nonzero(pen_path(digit))
+    pixels = {(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)}
+    strokes = [np.array([(c, r)], dtype=float) for r, c in zip(rows, cols, strict=True)]
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once
+            if (r + dr, c + dc) in pixels:
+                strokes.append(np.array([(c, r), (c + dc, r + dr)], dtype=float))
+    return strokes
 
 
 def pen_path(digit: np.ndarray) -> np.ndarray:
