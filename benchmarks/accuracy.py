@@ -5,7 +5,7 @@
 Every drawing goes through the app's path (preprocess.glyphs, then the model), as a sketch
 or an upload would; a drawing split into several glyphs counts as a miss. This is the
 model's top digit, whatever its confidence: declining non-digits is measured by
-benchmarks/reading.py. Failures are broken down by pen width, where they concentrate.
+benchmarks/heldout.py. Failures are broken down by pen width, where they concentrate.
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """How the app reads what people draw, on drawings it never trained on.
 
-    .venv/bin/python benchmarks/reading.py [--count 200] [--seed 0] [--weights PATH]
+    .venv/bin/python benchmarks/heldout.py [--count 200] [--seed 0] [--weights PATH]
         [--threshold T] [--sweep 0.5,0.8,0.9,...] [--failures sheet.png]
 
 Every drawing of tests/heldout_drawings.py goes through the full reading path
@@ -32,9 +32,7 @@ import torch
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
-HERE = str(Path(__file__).resolve().parent)
-# This file's own folder leaves the path: `import reading` is the app's reading.py, not this.
-sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [p for p in sys.path if p not in ("", HERE)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import heldout_drawings as heldout  # noqa: E402
 
