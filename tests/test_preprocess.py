@@ -20,7 +20,7 @@ DRAWINGS = 1000  # a steadier estimate than the 500 the issue asks for; 5 s on 2
 def top_class(image) -> str | None:
     """The digit the app's model ranks first for the image's one glyph, or None when there
     is no glyph or several. Whether it is sure enough to call it a digit is the threshold's
-    business, measured in benchmarks/reading.py; this file tests what the model is given."""
+    business, measured in benchmarks/heldout.py; this file tests what the model is given."""
     read = app.read_picture(image)
     return CLASS_NAMES[int(read.probabilities[0].argmax())] if len(read.glyphs) == 1 else None
 
