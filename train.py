@@ -39,7 +39,7 @@ EVAL_BATCH = 2_000
 NONDIGITS = 12_000  # synthesised once (synth.nondigits); 3,000 more for the threshold
 NONDIGITS_PER_BATCH = 48
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
-DECLINE_RATE = 0.005  # of the drawn validation digits that the threshold may decline
+DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -6,11 +6,10 @@ import pytest
 from scipy import ndimage
 
 import preprocess
+import reading
+from model import read_metadata
 
 COUNT = 12  # per set: enough to meet every kind of make, fast enough to run always
-# Set to True once train.py's outlier-exposure weights are committed: the shipped weights
-# then have to decline held-out non-digits and still read drawn digits.
-OUTLIER_EXPOSURE_WEIGHTS = False
 
 
 def ink_mask(picture) -> np.ndarray:
@@ -108,14 +107,7 @@ def test_numbers_are_wide_and_their_digits_do_not_touch(drawn):
                 assert len(owners) == 1, (d.name, cols, d.boxes)
 
 
-@pytest.mark.skipif(
-    not OUTLIER_EXPOSURE_WEIGHTS,
-    reason="enable (OUTLIER_EXPOSURE_WEIGHTS = True) once the outlier-exposure weights land",
-)
 def test_the_shipped_model_declines_held_out_non_digits_and_reads_digits(mnist_test, model):
-    import reading
-    from model import read_metadata
-
     threshold = float(read_metadata()["min_confidence"])
     images, labels = (t.numpy() for t in mnist_test)
     non_digits = [d for kind in ("shapes", "letters") for d in heldout.non_digits(kind, 25, 7)]

@@ -16,13 +16,6 @@ PEN = 2 * app.BRUSH_RADIUS  # the sketchpad's stroke width, canvas pixels
 BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest edge is dropped
 NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
 
-# The committed weights predate outlier exposure (they read an A as a 4 at 99.8%). Set True
-# when the weights that decline non-digits land: the tests of "not a digit" then run.
-WEIGHTS_DECLINE_NON_DIGITS = False
-needs_rejecting_weights = pytest.mark.skipif(
-    not WEIGHTS_DECLINE_NON_DIGITS, reason="needs outlier-exposure weights"
-)
-
 
 def number_canvas(
     digits: list[np.ndarray],
@@ -193,7 +186,6 @@ def test_a_letter_between_digits_is_its_own_glyph(mnist_test):
     assert found[1].box[0] >= 200 - PEN and found[1].box[2] <= 350 + PEN
 
 
-@needs_rejecting_weights
 def test_a_letter_between_digits_is_not_a_digit(mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
