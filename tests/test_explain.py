@@ -53,13 +53,16 @@ def test_attributions_add_up_to_the_logit_change_from_a_black_image(model, expla
 
 def test_saliency_lies_on_and_around_the_ink(explained):
     """At least 80% of the attribution, and most of its positive part, is on the digit's
-    ink (grown by a pixel); the positive part outweighs the negative (a correct answer)."""
+    ink (grown by a pixel); the positive part outweighs the negative for an answer the app
+    accepts as a digit. (An unsure one can fall below the black image's logit: the blank,
+    which the app never reads, looks most like a 1 to the model.)"""
     for x, _, seen in explained:
         near_ink = ndimage.binary_dilation(x[0, 0].numpy() >= INK, iterations=NEAR_INK)
         a = seen.attributions.numpy()
         assert np.abs(a)[near_ink].sum() >= 0.8 * np.abs(a).sum()
         assert a.clip(min=0)[near_ink].sum() >= 0.8 * a.clip(min=0).sum()
-        assert a.clip(min=0).sum() > -a.clip(max=0).sum()
+        if seen.probabilities.max() >= app.MIN_CONFIDENCE:
+            assert a.clip(min=0).sum() > -a.clip(max=0).sum()
 
 
 def test_blacking_out_the_most_salient_ink_hurts_more_than_random_ink(model, explained):
