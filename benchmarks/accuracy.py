@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/accuracy.py [--count 1000] [--seed 0] [--weights PATH]
 
-Every drawing goes through the app's path (preprocess.glyphs, then the model), as a sketch
-or an upload would; a drawing split into several glyphs counts as a miss. This is the
-model's top digit, whatever its confidence: declining non-digits is measured by
+Every drawing goes through the app's path (preprocess.glyphs, then the model, then the
+weights' min_confidence), as a sketch or an upload would: a drawing split into several
+glyphs, or declined as not a digit, counts as a miss. Declining non-digits is measured by
 benchmarks/heldout.py. Failures are broken down by pen width, where they concentrate.
 """
 
@@ -26,7 +26,9 @@ from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
 PEN_BINS = (0.03, 0.08, 0.15, 0.22, 0.30)  # pen width / drawing size; MNIST's own is ~0.12
-NO_GLYPH, SEVERAL = -1, -2  # what a drawing read as no glyph, or split in several, counts as
+# What a drawing counts as when it is read as no glyph, split in several, or declined as not
+# a digit (the app's answer: the top probability under the weights' min_confidence).
+NO_GLYPH, SEVERAL, DECLINED = -1, -2, -3
 
 
 def main() -> None:
@@ -38,6 +40,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_model(args.weights)
     meta = read_metadata(args.weights)
+    min_confidence = float(meta["min_confidence"])
     print(
         f"weights: {args.weights.name} ({meta.get('date')}, {meta.get('epochs')} epochs, "
         f"MNIST test accuracy {meta.get('test_accuracy')})"
@@ -49,7 +52,10 @@ def main() -> None:
         found = preprocess.glyphs(drawing)
         if len(found) == 1:
             with torch.inference_mode():
-                predicted = int(model(found[0].input).argmax())
+                probabilities = model(found[0].input).softmax(1)[0]
+            predicted = int(probabilities.argmax())
+            if probabilities.max() < min_confidence:
+                predicted = DECLINED
         else:
             predicted = SEVERAL if found else NO_GLYPH
         rows.append((label, predicted, pen, drawing.mode == "RGBA"))
@@ -65,7 +71,10 @@ def main() -> None:
         print(f"  pen {low:.2f}-{high:.2f}: {correct[chosen].mean():.2%} of {chosen.sum()}")
     for name, chosen in [("transparent", transparent), ("white", ~transparent)]:
         print(f"  {name} background: {correct[chosen].mean():.2%} of {chosen.sum()}")
-    print(f"  no glyph: {(predicted == NO_GLYPH).sum()}, split: {(predicted == SEVERAL).sum()}")
+    print(
+        f"  no glyph: {(predicted == NO_GLYPH).sum()}, split: {(predicted == SEVERAL).sum()}, "
+        f"declined as not a digit: {(predicted == DECLINED).sum()} (below {min_confidence})"
+    )
     confusions = collections.Counter(zip(truth[~correct], predicted[~correct], strict=True))
     print(
         "  commonest mistakes (true -> read):",

@@ -39,10 +39,11 @@ CLIENTS = {"Client(url)": {}, "Client(url, ssl_verify=False)": {"ssl_verify": Fa
 
 def run_clients(
     url: str, drawings: list[Path], requests: int, options: dict
-) -> tuple[list[float], int, float]:
-    """Latencies (ms) of all requests, the number that failed, and the wall time (s)."""
+) -> tuple[list[float], int, int, float]:
+    """Latencies (ms) of all requests, the number that failed (no answer), the number answered
+    with another reading than the drawing's digit, and the wall time (s)."""
     clients = [Client(url, verbose=False, **options) for _ in drawings]
-    latencies, errors, lock = [], [0], threading.Lock()
+    latencies, errors, misread, lock = [], [0], [0], threading.Lock()
     start_line = threading.Barrier(len(clients) + 1)
 
     def work(client: Client, drawing: Path, label: str) -> None:
@@ -52,12 +53,13 @@ def run_clients(
             start = time.perf_counter()
             try:
                 answer = client.predict(sketch, api_name="/predict")[0]  # the Label
-                ok = answer["label"] == label
+                failed, wrong = False, answer["label"] != label
             except Exception:
-                ok = False
+                failed, wrong = True, False
             with lock:
                 latencies.append((time.perf_counter() - start) * 1e3)
-                errors[0] += not ok
+                errors[0] += failed
+                misread[0] += wrong
 
     threads = [
         threading.Thread(target=work, args=(client, path, path.stem.split("_")[1]))
@@ -69,7 +71,7 @@ def run_clients(
     began = time.perf_counter()
     for thread in threads:
         thread.join()
-    return latencies, errors[0], time.perf_counter() - began
+    return latencies, errors[0], misread[0], time.perf_counter() - began
 
 
 def main() -> None:
@@ -95,11 +97,14 @@ def main() -> None:
             with serve() as url:
                 server = _server_pid()
                 cpu_before = _cpu_seconds(server), _own_cpu_seconds()
-                latencies, errors, seconds = run_clients(url, drawings, args.requests, options)
+                latencies, errors, misread, seconds = run_clients(
+                    url, drawings, args.requests, options
+                )
                 server_cpu = _cpu_seconds(server) - cpu_before[0]
                 client_cpu = _own_cpu_seconds() - cpu_before[1]
             print(
-                f"  {name}, concurrency {concurrency}: {errors} errors of {total}, "
+                f"  {name}, concurrency {concurrency}: {errors} errors of {total} "
+                f"({misread} answered, but not with the drawing's digit), "
                 f"p50 {statistics.median(latencies):5.0f} ms, "
                 f"p99 {np.percentile(latencies, 99):5.0f} ms, {total / seconds:5.1f} requests/s; "
                 f"CPU per request: server {server_cpu / total * 1e3:4.1f} ms, "
