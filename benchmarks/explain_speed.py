@@ -20,6 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import predict_speed  # noqa: E402  (its timing helpers; this folder is on the path)
 from drawn_digits import draw  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from live_server import serve  # noqa: E402
@@ -35,19 +36,11 @@ DRAWINGS = 20
 
 
 def milliseconds(function, inputs) -> list[float]:
-    for x in inputs[:5]:
-        function(x)  # warm up
-    times = []
-    for i in range(CALLS):
-        start = time.perf_counter()
-        function(inputs[i % len(inputs)])
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+    return predict_speed.milliseconds(function, inputs, CALLS)
 
 
 def report(name: str, times: list[float]) -> None:
-    p90 = np.percentile(times, 90)
-    print(f"{name:<56} p50 {statistics.median(times):7.2f} ms   p90 {p90:7.2f} ms")
+    predict_speed.report(name, times, width=56)
 
 
 def main() -> None:

@@ -33,20 +33,21 @@ CANVASES = [(800, 800), app.CANVAS_SIZE]
 NUMBER_DIGITS = 4
 
 
-def milliseconds(function, inputs) -> list[float]:
+def milliseconds(function, inputs, calls: int = CALLS) -> list[float]:
+    """The time of each of `calls` calls, cycling through the inputs, after a warm-up."""
     for x in inputs[:20]:
-        function(x)  # warm up
+        function(x)
     times = []
-    for i in range(CALLS):
+    for i in range(calls):
         start = time.perf_counter()
         function(inputs[i % len(inputs)])
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
 
-def report(name: str, times: list[float]) -> None:
+def report(name: str, times: list[float], width: int = 44) -> None:
     p90 = np.percentile(times, 90)
-    print(f"{name:<44} p50 {statistics.median(times):6.2f} ms   p90 {p90:6.2f} ms")
+    print(f"{name:<{width}} p50 {statistics.median(times):7.2f} ms   p90 {p90:7.2f} ms")
 
 
 def main() -> None:
