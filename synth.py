@@ -135,8 +135,9 @@ def augment(x: torch.Tensor, skeleton: torch.Tensor, generator: torch.Generator)
 # the DejaVu fonts that matplotlib bundles (so training needs no system fonts); strokes, shapes
 # and scribbles are drawn here. Left out: what a person could take for a digit (O o Q (0),
 # I l i j | / ( ) [ ] (1), Z z (2), S s $ (5), G b (6), B & (8), g q (9)...), and Greek and
-# the shapes of the evaluation sets (stars, hearts, arrows, spirals, faces), which measure
-# what training never saw. No drawing here is one near-vertical stroke (a 1) or a plain loop.
+# most shapes of the evaluation sets (stars, hearts, arrows, spirals, houses...), which
+# measure what training never saw; loops with marks inside (a face's family) and # + x are
+# drawn here. No drawing here is one near-vertical stroke (a 1) or a plain loop (a 0).
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT_FILES = (
     "DejaVuSans.ttf",

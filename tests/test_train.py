@@ -117,6 +117,9 @@ def test_interrupted_run_keeps_previous_weights(tmp_path, sig):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a runner started in the background (`cmd &` in a script) passes
+        # SIGINT on as ignored, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().startswith("device")  # training has begun
     time.sleep(1)
