@@ -134,7 +134,8 @@ def draw_curves(loss_ax, acc_ax, lr_ax, history: list[dict[str, float]]) -> None
     for ax in (loss_ax, acc_ax, lr_ax):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)  # whole epochs, even just one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def minor_log_label(value: float, _position: int) -> str:
