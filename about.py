@@ -29,6 +29,8 @@ TRAINING_FACTS = {
     "lr": "Peak learning rate (one-cycle, AdamW)",
     "weight_decay": "Weight decay",
     "min_confidence": "Least confidence to call it a digit",
+    "nondigits": "Non-digits trained on (outlier exposure)",
+    "val_nondigits_declined": "Validation non-digits declined at that confidence",
     "torch_version": "PyTorch",
 }
 # PyTorch's defaults, left out of the layer descriptions so that what is chosen stands out.
@@ -80,7 +82,7 @@ def fact_table(metadata: dict[str, str]) -> str:
         *sorted(facts.keys() - TRAINING_FACTS.keys()),
     ]:
         value = facts[key]
-        if key.endswith("accuracy"):
+        if key.endswith(("accuracy", "declined")):
             value = f"{float(value):.2%}"
         elif key.endswith("seconds"):
             value = f"{value} s"
