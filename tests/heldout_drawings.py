@@ -1,8 +1,9 @@
 """Held-out drawings for measuring the reading: kinds of ink the training never saw.
 
-Training's non-digits (synth.py) are letters and symbols rendered in DejaVu, random
-polylines, zigzags, Bezier curves, scribbles, polygons and closed shapes with marks inside.
-Every non-digit here is of another make: single-stroke letters from the Hershey vector fonts
+Training's non-digits (synth.py) are letters and symbols rendered in DejaVu, polygons,
+loops with marks inside, flat lines, scribbles, zigzags and crossing bars. The non-digits
+here are of other makes (though training's marked loops are a smiley's family, and its
+# + x are near the hash and the cross): single-stroke letters from the Hershey vector fonts
 (1967), Greek letters, astrological, musical, mathematical and map symbols, hand-drawn
 shapes (a heart, a house, a lightning bolt...) and doodles made of sinusoids and spirograph
 curves. Digits come from MNIST's test set (as pictures, and redrawn canvas-style), the UCI
