@@ -166,11 +166,10 @@ def train(args: argparse.Namespace) -> None:
     n_others = min(NONDIGITS, len(x_train) // 4)
     others = nondigits(n_others + VAL_SIZE * 3 // 5, seed=args.seed).to(device)
     others, others_val = others[:n_others], others[n_others:]
-    skeletons, other_skeletons = skeletonize(x_train), skeletonize(others)
-    print(
-        f"{n_others:,} non-digits, pen paths of {len(x_train) + n_others:,} pictures in "
-        f"{time.perf_counter() - started:.1f}s"
-    )
+    if args.augment:  # the pen paths that `augment` redraws along
+        skeletons, other_skeletons = skeletonize(x_train), skeletonize(others)
+    paths = f", pen paths of {len(x_train) + n_others:,} pictures" if args.augment else ""
+    print(f"{n_others:,} non-digits{paths} in {time.perf_counter() - started:.1f}s")
 
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)

@@ -4,8 +4,8 @@ specks, and the reading's verdicts through the committed model."""
 
 import numpy as np
 import pytest
-from drawn_digits import draw
-from PIL import Image, ImageDraw
+from drawn_digits import draw, paint
+from PIL import Image
 
 import app
 import preprocess
@@ -56,15 +56,11 @@ def _black_ink(alpha: np.ndarray) -> np.ndarray:
 
 
 def strokes_canvas(strokes, size: tuple[int, int] = CANVAS, pen: float = PEN) -> np.ndarray:
-    """Strokes of (x, y) points in canvas pixels, drawn as the sketchpad draws them."""
-    image = Image.new("L", size, 0)
-    pen_draw = ImageDraw.Draw(image)
-    for stroke in strokes:
-        for x, y in stroke:
-            pen_draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
-        if len(stroke) > 1:
-            pen_draw.line(stroke, fill=255, width=round(pen))
-    return _black_ink(np.asarray(image))
+    """Strokes of (x, y) points in canvas pixels, drawn in black as the sketchpad draws them,
+    on a transparent canvas."""
+    canvas = Image.new("RGBA", size, (0, 0, 0, 0))
+    paint(canvas, strokes, pen, ink=(0, 0, 0))
+    return np.asarray(canvas)
 
 
 def placed(shape, left: float, top: float, side: float) -> list[list[tuple[float, float]]]:
