@@ -4,8 +4,10 @@ in the DataLoader), side by side in one run; then batch-1 inference latency.
 
     python benchmarks/train_speed.py [--steps 60] [--rounds 5]
 
-Both loops use the same model, optimiser, batch size and step function, so the
-difference is the data path alone (plus, for 'ours + augment', our augmentation).
+All loops use the same model, optimiser, batch size and step function (in bfloat16
+autocast where train.py uses it), so the difference is the data path alone (plus, for
+'ours + augment', our augmentation). 'ours + augment, float32' is the same loop without
+bfloat16: the speed train.py gets on a CPU without AMX units.
 """
 
 import argparse
@@ -20,8 +22,10 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model import IMAGE_SIZE, ConvNet  # noqa: E402
-from synth import augment, skeletonize  # noqa: E402
-from train import DATA_DIR, load_mnist, to_inputs, train_step  # noqa: E402
+from synth import augment, pen_paths  # noqa: E402
+from train import DATA_DIR, load_mnist, to_inputs, train_step, uses_bfloat16  # noqa: E402
+
+BFLOAT16 = uses_bfloat16(torch.device("cpu"))
 
 
 def fresh_model() -> tuple[ConvNet, torch.optim.Optimizer]:
@@ -35,11 +39,13 @@ def images_per_second_dataloader(loader: DataLoader, steps: int) -> float:
     started = time.perf_counter()
     for _ in range(steps):
         x, y = next(batches)
-        train_step(model, optimizer, x, y)
+        train_step(model, optimizer, x, y, bfloat16=BFLOAT16)
     return steps * loader.batch_size / (time.perf_counter() - started)
 
 
-def images_per_second_ours(x_all, y_all, skeletons, batch_size, steps, with_augment) -> float:
+def images_per_second_ours(
+    x_all, y_all, paths, batch_size, steps, with_augment, bfloat16=BFLOAT16
+) -> float:
     model, optimizer = fresh_model()
     generator = torch.Generator().manual_seed(0)
     order = torch.randperm(len(x_all), generator=generator)
@@ -48,8 +54,8 @@ def images_per_second_ours(x_all, y_all, skeletons, batch_size, steps, with_augm
         index = order[step * batch_size : (step + 1) * batch_size]
         x, y = x_all[index], y_all[index]
         if with_augment:
-            x = augment(x, skeletons[index], generator)
-        train_step(model, optimizer, x, y)
+            x = augment(x, paths[index], generator)
+        train_step(model, optimizer, x, y, bfloat16=bfloat16)
     return steps * batch_size / (time.perf_counter() - started)
 
 
@@ -89,26 +95,33 @@ def main() -> None:
     images, labels = load_mnist(DATA_DIR, train=True)
     x_all, y_all = to_inputs(images, torch.device("cpu")), labels
     started = time.perf_counter()
-    skeletons = skeletonize(x_all)
+    paths = pen_paths(x_all)
     print(
         f"pen paths of all {len(x_all):,} training digits (once per run): "
         f"{time.perf_counter() - started:.1f}s"
     )
 
-    results = {name: [] for name in [*loaders, "ours", "ours + augment"]}
+    ours = ["ours", "ours + augment"] + (["ours + augment, float32"] if BFLOAT16 else [])
+    results = {name: [] for name in [*loaders, *ours]}
     for _ in range(args.rounds):
         for name, loader in loaders.items():
             results[name].append(images_per_second_dataloader(loader, args.steps))
         results["ours"].append(
-            images_per_second_ours(x_all, y_all, skeletons, args.batch_size, args.steps, False)
+            images_per_second_ours(x_all, y_all, paths, args.batch_size, args.steps, False)
         )
         results["ours + augment"].append(
-            images_per_second_ours(x_all, y_all, skeletons, args.batch_size, args.steps, True)
+            images_per_second_ours(x_all, y_all, paths, args.batch_size, args.steps, True)
         )
+        if BFLOAT16:
+            results["ours + augment, float32"].append(
+                images_per_second_ours(
+                    x_all, y_all, paths, args.batch_size, args.steps, True, bfloat16=False
+                )
+            )
     baseline = statistics.median(results["DataLoader(ToTensor())"])
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"{name:24s} {median:8.0f} images/s  ({median / baseline:.2f}x DataLoader)")
+        print(f"{name:26s} {median:8.0f} images/s  ({median / baseline:.2f}x DataLoader)")
 
     for threads in (1, 2):
         print(f"batch-1 inference, {threads} thread(s): {batch1_latency_ms(threads):.3f} ms median")

@@ -7,10 +7,12 @@ import time
 
 import pytest
 import torch
+from matplotlib.ft2font import FT2Font
 from safetensors.torch import load_file
 
+import synth
 from model import WEIGHTS_PATH, load_model, read_metadata
-from synth import MAX_PEN_STEPS, augment, redraw, skeletonize
+from synth import MAX_PEN_STEPS, augment, pen_paths, redraw, skeletonize
 from train import MNIST_FILES, pick_device
 
 ROOT = WEIGHTS_PATH.parent.parent
@@ -43,7 +45,7 @@ def test_forced_device():
 def test_augment_keeps_shape_range_and_changes_images(mnist_test):
     images, _ = mnist_test
     x = images[:64].unsqueeze(1).float() / 255
-    out = augment(x, skeletonize(x), torch.Generator().manual_seed(0))
+    out = augment(x, pen_paths(x), torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     assert out.min() >= 0
     # Strongest ink at 1, as preprocessing delivers it, however thin the pen.
@@ -68,11 +70,33 @@ def test_skeleton_of_a_thick_bar_is_one_pixel_wide():
 def test_every_mnist_digit_keeps_a_pen_path_and_pens_grow(mnist_test):
     images, _ = mnist_test
     x = images[:500].unsqueeze(1).float() / 255
-    paths = skeletonize(x)
-    assert (paths.flatten(1).sum(1) >= 5).all()
-    assert (paths.float().flatten(1).sum(1) < x.flatten(1).gt(0.5).sum(1) * 4).all()
+    paths = pen_paths(x)
+    on_path = (paths == 0).flatten(1).sum(1)
+    assert (on_path >= 5).all()
+    assert (on_path < x.flatten(1).gt(0.5).sum(1) * 4).all()
+    assert torch.equal(paths == 0, skeletonize(x) == 1)
     ink = [redraw(paths, torch.full((500,), steps)).sum() for steps in range(MAX_PEN_STEPS + 1)]
     assert all(a < b for a, b in zip(ink[:-1], ink[1:], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("characters", "fonts"),
+    [(synth.CHARACTERS, synth.FONT_FILES), (synth.SANS_CHARACTERS, synth.SANS_FONT_FILES)],
+)
+def test_every_training_letter_is_in_the_fonts_that_draw_it(characters, fonts):
+    # A character missing from a font is drawn as its empty box: a square, not the letter.
+    for name in fonts:
+        font = FT2Font(str(synth.FONT_DIR / name))
+        assert [c for c in characters if not font.get_char_index(ord(c))] == [], name
+
+
+def test_training_non_digits_are_drawn_and_made_mnist_like():
+    pictures = synth.nondigits(200, seed=0)
+    assert pictures.shape == (200, 1, 28, 28)
+    assert torch.allclose(pictures.amax(dim=(1, 2, 3)), torch.ones(200))
+    ink = pictures.flatten(1).gt(0.5).sum(1)
+    assert ink.min() >= 10  # every maker left a mark, none a blank picture
+    assert len({tuple(p.flatten().tolist()) for p in pictures}) == 200
 
 
 def test_cli_trains_a_loadable_model_that_beats_chance(tmp_path):
