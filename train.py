@@ -59,7 +59,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 def uses_bfloat16(device: torch.device) -> bool:
     """Whether training computes in bfloat16: on CPUs with AMX tiles, whose matrix units
-    make it about twice as fast as float32 (measured: benchmarks/train_speed.py). Elsewhere
+    make it 1.7x as fast as float32 (measured: benchmarks/train_speed.py). Elsewhere
     float32. The weights stay float32 either way, and so does every evaluation."""
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     return device.type == "cpu" and amx()
