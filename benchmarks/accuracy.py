@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/accuracy.py [--count 1000] [--seed 0] [--weights PATH]
 
-Every drawing goes through the app's path (preprocess.glyphs, then the model, then the
-weights' min_confidence), as a sketch or an upload would: a drawing split into several
+Every drawing goes through the app's path (reading.read: glyphs, the model, the weights'
+min_confidence), as a sketch or an upload would: a drawing split into several
 glyphs, or declined as not a digit, counts as a miss. Declining non-digits is measured by
 benchmarks/heldout.py. Failures are broken down by pen width, where they concentrate.
 """
@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from drawn_digits import PEN_FRACTIONS, drawings  # noqa: E402
 
-import preprocess  # noqa: E402
+import reading  # noqa: E402
 from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
@@ -49,15 +49,13 @@ def main() -> None:
     images, labels = (t.numpy() for t in load_mnist(DATA_DIR, train=False))
     rows = []  # (true label, read label or NO_GLYPH or SEVERAL, pen fraction, transparent)
     for drawing, label, pen in drawings(images, labels, args.count, seed=args.seed):
-        found = preprocess.glyphs(drawing)
-        if len(found) == 1:
-            with torch.inference_mode():
-                probabilities = model(found[0].input).softmax(1)[0]
-            predicted = int(probabilities.argmax())
-            if probabilities.max() < min_confidence:
-                predicted = DECLINED
+        read = reading.read(drawing, model, min_confidence)
+        if read.status == "digit":
+            predicted = int(read.text)
+        elif len(read.glyphs) == 1:
+            predicted = DECLINED
         else:
-            predicted = SEVERAL if found else NO_GLYPH
+            predicted = SEVERAL if read.glyphs else NO_GLYPH
         rows.append((label, predicted, pen, drawing.mode == "RGBA"))
     truth, predicted, pens, transparent = (np.array(column) for column in zip(*rows, strict=True))
     correct = truth == predicted
