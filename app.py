@@ -41,7 +41,7 @@ TOP_PER_DIGIT = 2  # a number's label shows each digit's best two readings...
 MIN_SHOWN = 0.01  # ...the second only when it has at least 1%
 GLYPH_GAP = 2  # pixels of grey between the glyphs the model sees, side by side
 GAP_SHADE = 128
-# Explanations at once. Each takes about 65 ms of one core (benchmarks/explain_speed.py): one
+# Explanations at once. Each takes about 70 ms of one core (benchmarks/explain_speed.py): one
 # at a time leaves the other core to the live labels, which must not wait for them.
 EXPLAIN_CONCURRENCY = 1
 TOP_CLASSES = 3

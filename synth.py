@@ -1,4 +1,5 @@
-"""Training pictures: digits redrawn as a sketchpad draws them, and things that are not digits.
+"""Training pictures: digits redrawn as a sketchpad draws them, digits in styles that MNIST
+lacks, and things that are not digits.
 
 People draw with a round pen of one width, thin or thick, rotated and slanted, unlike
 MNIST's writers. Every training picture, digit or not, is thinned once to its pen path
@@ -309,4 +310,57 @@ def _bars(rng):
             centre = 56 + normal * rng.choice([-1, 1]) * rng.uniform(18, 30)
         d = rng.uniform(25, 45) * np.array([np.cos(angle), np.sin(angle)])
         _stroke(draw, [centre - d, centre + d])
+    return image
+
+
+# Digits in styles that few MNIST writers used, for the reader to learn them too: as
+# typesetters draw them (a 1 with a flag and a foot, closed 4s, the small counters of bold 6s
+# and 9s), and the 1 with a flag and no foot that most of Europe writes, which MNIST's
+# American writers left to the 7. Sans and serif faces only: the mono 0 has a dot inside,
+# and a loop with a mark inside is a face (see _marked_loop).
+DIGIT_FONT_FILES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+)
+DIGIT_FONT_SIZES = (40, 60, 80)  # pixels at SKETCH_SIDE: each rasterises its curves differently
+FLAGGED_ONES = 60
+
+
+def digit_styles(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every digit in every DIGIT_FONT_FILES face and size, and FLAGGED_ONES flagged 1s,
+    MNIST-style (N, 1, 28, 28), with their labels. Training redraws and moves them as it
+    does MNIST's digits."""
+    pictures, labels = [], []
+    for file in DIGIT_FONT_FILES:
+        for size in DIGIT_FONT_SIZES:
+            font = ImageFont.truetype(str(FONT_DIR / file), size)
+            for digit in range(10):
+                image, draw = _canvas()
+                draw.text((56, 56), str(digit), font=font, fill=0, anchor="mm")
+                pictures.append(preprocess.to_model_input(image)[0])
+                labels.append(digit)
+    rng = np.random.default_rng(seed)
+    for _ in range(FLAGGED_ONES):
+        pictures.append(preprocess.to_model_input(_flagged_one(rng))[0])
+        labels.append(1)
+    return torch.stack(pictures), torch.tensor(labels)
+
+
+def _flagged_one(rng):
+    """A 1 with a flag: a stem, and from its top a short stroke down to the left, steeper
+    and shorter than a 7's bar."""
+    image, draw = _canvas()
+    lean = np.deg2rad(rng.uniform(-5, 20))  # the top to the right of the foot
+    top = np.array([56 + 40 * np.sin(lean), 16.0])
+    foot = np.array([56 - 40 * np.sin(lean), 96.0])
+    flag = np.deg2rad(rng.uniform(25, 45)) + lean  # from the stem, towards the lower left
+    length = rng.uniform(0.15, 0.4) * 80
+    tip = top + length * np.array([-np.sin(flag), np.cos(flag)])
+    _stroke(draw, [tip, top, foot])
     return image

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import report
 from model import WEIGHTS_PATH, ConvNet, save_weights, write_atomically
-from synth import NONDIGIT_PEN_STEPS, augment, nondigits, pen_paths
+from synth import NONDIGIT_PEN_STEPS, augment, digit_styles, nondigits, pen_paths
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MNIST_FILES = (
@@ -37,8 +37,9 @@ EVAL_BATCH = 2_000
 # things, for which the loss asks for an even belief over the ten digits; a low top
 # probability then means "not a digit".
 NONDIGITS = 12_000  # synthesised once (synth.nondigits); 3,000 more for the threshold
-NONDIGITS_PER_BATCH = 48
+NONDIGITS_PER_BATCH = 32
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
+STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 
 
@@ -179,10 +180,17 @@ def train(args: argparse.Namespace) -> None:
     n_others = min(NONDIGITS, len(x_train) // 4)
     others = nondigits(n_others + VAL_SIZE * 3 // 5, seed=args.seed).to(device)
     others, others_val = others[:n_others], others[n_others:]
+    x_styles, y_styles = digit_styles(args.seed)
+    x_styles, y_styles = x_styles.to(device), y_styles.to(device)
     if args.augment:  # the pen paths that `augment` redraws along
         paths, other_paths = pen_paths(x_train), pen_paths(others)
-    made = f", pen paths of {len(x_train) + n_others:,} pictures" if args.augment else ""
-    print(f"{n_others:,} non-digits{made} in {time.perf_counter() - started:.1f}s")
+        style_paths = pen_paths(x_styles)
+    pictures = len(x_train) + n_others + len(x_styles)
+    made = f", pen paths of {pictures:,} pictures" if args.augment else ""
+    print(
+        f"{n_others:,} non-digits, {len(x_styles)} digits in other styles{made} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
 
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -203,13 +211,17 @@ def train(args: argparse.Namespace) -> None:
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False)
         for step in bar:
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
-            x, y = x_train[index], y_train[index]
+            styled = torch.randint(
+                len(x_styles), (STYLED_DIGITS_PER_BATCH,), generator=generator, device=device
+            )
+            x = torch.cat([x_train[index], x_styles[styled]])
+            y = torch.cat([y_train[index], y_styles[styled]])
             pick = torch.randint(
                 n_others, (NONDIGITS_PER_BATCH,), generator=generator, device=device
             )
             other = others[pick]
             if args.augment:
-                x = augment(x, paths[index], generator)
+                x = augment(x, torch.cat([paths[index], style_paths[styled]]), generator)
                 other = augment(other, other_paths[pick], generator, NONDIGIT_PEN_STEPS)
             loss = train_step(model, optimizer, x, y, other, bfloat16)
             scheduler.step()
@@ -284,7 +296,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=28)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule"

@@ -4,8 +4,8 @@
 
 Before: the test accuracy (one pass over the 10,000 test images) and the weights file.
 After: the same pass as predictions, the misread digits, the history CSV, the report
-figure as PNG and the three files. On the committed weights, with a 28-epoch history
-(the default run's length; its values do not change the cost). Also the one-off import of
+figure as PNG and the three files. On the committed weights, with a history as long as
+the default run's (its values do not change the cost). Also the one-off import of
 matplotlib that train.py now pays, and the first, cold drawing. Medians of REPEATS, side
 by side; the machine is noisy.
 """
@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
 from model import load_model, read_metadata, save_weights, write_atomically  # noqa: E402
-from train import DATA_DIR, accuracy, load_mnist, predict, to_inputs  # noqa: E402
+from train import DATA_DIR, accuracy, load_mnist, parse_args, predict, to_inputs  # noqa: E402
 
 REPEATS = 5
-EPOCHS = 28
+EPOCHS = parse_args([]).epochs  # the default run's
 
 
 def end_before(model, images, labels, out: Path, metadata: dict[str, str]) -> None:

@@ -84,6 +84,10 @@ FIVE = [
 ]
 FOUR = [[(0.5, 0.05), (0.2, 0.55), (0.85, 0.55)], [(0.62, 0.66), (0.62, 0.98)]]
 A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
+# As most of Europe writes them, unlike MNIST's American writers: a 1 with a flag, a 7 with
+# a bar across (a stroke of its own).
+ONE_WITH_FLAG = [[(0.32, 0.3), (0.55, 0.05), (0.5, 0.95)]]
+SEVEN_WITH_BAR = [[(0.2, 0.1), (0.8, 0.1), (0.4, 0.95)], [(0.35, 0.5), (0.75, 0.5)]]
 SMILEY = (
     [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in np.linspace(0, 6.3, 40)]]
     + [[(0.35, 0.38)], [(0.65, 0.38)]]  # eyes: a dab of the pen each
@@ -111,6 +115,13 @@ def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
         json = result.as_json()
         assert [d["box"] for d in json["digits"]] == [list(g.box) for g in found]
     assert exact >= NUMBERS - 1  # the reader is 98.7% right on single drawn digits
+
+
+@pytest.mark.parametrize("shape, digit", [(ONE_WITH_FLAG, "1"), (SEVEN_WITH_BAR, "7")])
+def test_european_ones_and_sevens_are_read(model, shape, digit):
+    for side, left in [(220, 170), (120, 60), (60, 400)]:
+        canvas = strokes_canvas(placed(shape, left, 40, side))
+        assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
 
 
 def test_each_glyph_is_read_from_its_own_ink_only():

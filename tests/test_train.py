@@ -81,7 +81,11 @@ def test_every_mnist_digit_keeps_a_pen_path_and_pens_grow(mnist_test):
 
 @pytest.mark.parametrize(
     ("characters", "fonts"),
-    [(synth.CHARACTERS, synth.FONT_FILES), (synth.SANS_CHARACTERS, synth.SANS_FONT_FILES)],
+    [
+        (synth.CHARACTERS, synth.FONT_FILES),
+        (synth.SANS_CHARACTERS, synth.SANS_FONT_FILES),
+        ("0123456789", synth.DIGIT_FONT_FILES),
+    ],
 )
 def test_every_training_letter_is_in_the_fonts_that_draw_it(characters, fonts):
     # A character missing from a font is drawn as its empty box: a square, not the letter.
@@ -97,6 +101,16 @@ def test_training_non_digits_are_drawn_and_made_mnist_like():
     ink = pictures.flatten(1).gt(0.5).sum(1)
     assert ink.min() >= 10  # every maker left a mark, none a blank picture
     assert len({tuple(p.flatten().tolist()) for p in pictures}) == 200
+
+
+def test_digits_in_other_styles_are_labelled_and_made_mnist_like():
+    pictures, labels = synth.digit_styles(seed=0)
+    fonts = len(synth.DIGIT_FONT_FILES) * len(synth.DIGIT_FONT_SIZES)
+    assert pictures.shape == (10 * fonts + synth.FLAGGED_ONES, 1, 28, 28)
+    assert torch.allclose(pictures.amax(dim=(1, 2, 3)), torch.ones(len(pictures)))
+    assert torch.bincount(labels).tolist() == [fonts] + [fonts + synth.FLAGGED_ONES] + [fonts] * 8
+    typeset = pictures[: 10 * fonts]  # each face and size draws its own pictures
+    assert len({tuple(p.flatten().tolist()) for p in typeset}) == len(typeset)
 
 
 def test_cli_trains_a_loadable_model_that_beats_chance(tmp_path):
