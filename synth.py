@@ -315,9 +315,9 @@ def _bars(rng):
 
 # Digits in styles that few MNIST writers used, for the reader to learn them too: as
 # typesetters draw them (a 1 with a flag and a foot, closed 4s, the small counters of bold 6s
-# and 9s), and the 1 with a flag and no foot that most of Europe writes, which MNIST's
-# American writers left to the 7. Sans and serif faces only: the mono 0 has a dot inside,
-# and a loop with a mark inside is a face (see _marked_loop).
+# and 9s), and the 1 with a flag and no foot that most of Europe writes: MNIST's American
+# writers seldom drew it, and the model read it as a 7. Sans and serif faces only: the mono
+# 0 has a dot inside, and a loop with a mark inside is a face (see _marked_loop).
 DIGIT_FONT_FILES = (
     "DejaVuSans.ttf",
     "DejaVuSans-Bold.ttf",

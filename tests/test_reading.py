@@ -84,9 +84,9 @@ FIVE = [
 ]
 FOUR = [[(0.5, 0.05), (0.2, 0.55), (0.85, 0.55)], [(0.62, 0.66), (0.62, 0.98)]]
 A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
-# As most of Europe writes them, unlike MNIST's American writers: a 1 with a flag, a 7 with
-# a bar across (a stroke of its own).
-ONE_WITH_FLAG = [[(0.32, 0.3), (0.55, 0.05), (0.5, 0.95)]]
+# As most of Europe writes them, unlike MNIST's American writers: a 1 with a long flag (the
+# previous weights read it as a 7), a 7 with a bar across (a stroke of its own).
+ONE_WITH_FLAG = [[(0.25, 0.32), (0.6, 0.05), (0.55, 0.95)]]
 SEVEN_WITH_BAR = [[(0.2, 0.1), (0.8, 0.1), (0.4, 0.95)], [(0.35, 0.5), (0.75, 0.5)]]
 SMILEY = (
     [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in np.linspace(0, 6.3, 40)]]
