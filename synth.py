@@ -211,9 +211,16 @@ def _stroke(draw, points, width: int = SKETCH_PEN) -> None:
         draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=0)
 
 
+def _typeset(character: str, font: ImageFont.FreeTypeFont):
+    """One character in `font`, centred on a sketch canvas."""
+    image, draw = _canvas()
+    centre = (SKETCH_SIDE // 2, SKETCH_SIDE // 2)
+    draw.text(centre, character, font=font, fill=0, anchor="mm")
+    return image
+
+
 def _glyph(rng):
     """A letter or symbol from one of the bundled DejaVu fonts."""
-    image, draw = _canvas()
     if rng.random() < len(SANS_CHARACTERS) / (len(SANS_CHARACTERS) + len(CHARACTERS)):
         characters, files = SANS_CHARACTERS, SANS_FONT_FILES
     else:
@@ -221,8 +228,7 @@ def _glyph(rng):
     font = ImageFont.truetype(
         str(FONT_DIR / files[rng.integers(len(files))]), int(rng.integers(50, 80))
     )
-    draw.text((56, 56), characters[rng.integers(len(characters))], font=font, fill=0, anchor="mm")
-    return image
+    return _typeset(characters[rng.integers(len(characters))], font)
 
 
 def _polygon(rng):
@@ -341,9 +347,7 @@ def digit_styles(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         for size in DIGIT_FONT_SIZES:
             font = ImageFont.truetype(str(FONT_DIR / file), size)
             for digit in range(10):
-                image, draw = _canvas()
-                draw.text((56, 56), str(digit), font=font, fill=0, anchor="mm")
-                pictures.append(preprocess.to_model_input(image)[0])
+                pictures.append(preprocess.to_model_input(_typeset(str(digit), font))[0])
                 labels.append(digit)
     rng = np.random.default_rng(seed)
     for _ in range(FLAGGED_ONES):
