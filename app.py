@@ -2,16 +2,24 @@
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
 
-Endpoints, for the page and for programs (see README): `predict` takes the sketchpad's
-value, `classify` a plain image file. Both answer with a label (the reading and its
-probabilities), the 28x28 picture of each glyph the model was given, and the reading as
-JSON (reading.py). `explain` takes the sketchpad's value too, and which digit, and answers
-with the top classes and pictures of the inside of the model (explain.py); on the page it
-follows each label, so the label never waits for it.
+Endpoints for programs (see README): `predict` takes a Sketchpad's value, `classify` a
+plain image file. Both answer with a label (the reading and its probabilities), the 28x28
+picture of each glyph the model was given, and the reading as JSON (reading.py). `explain`
+takes a Sketchpad's value too, and which digit, and answers with the top classes and
+pictures of the inside of the model (explain.py).
+
+The page draws on a plain <canvas> (sketchpad.js, in a gr.HTML): while the pen moves it sends
+the picture as a PNG data URL, at most every SEND_EVERY_MS, and once more at pen-up; each is
+read at once (`read_canvas`, a private event). The picture at pen-up goes into a State, whose
+change explains it: once a stroke, after its label, with no second upload.
 """
 
+import base64
+import binascii
 import os
 import sys
+from io import BytesIO
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -24,13 +32,24 @@ import preprocess
 import reading
 from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_model, read_metadata
 
-# Canvas pixels. The browser exports and uploads the canvas (three PNGs, several times) after
-# each stroke: pen-up to label took 690 ms at 280x280, 787 ms at 420x420 and 1197 ms at 800x800
-# (headless Chromium, benchmarks/browser_latency.py). 280 high is ten MNIST pixels per model
-# pixel for a digit drawn across it; twice as wide leaves room for a number, for about 0.1 s
-# more (0.90 s against 0.82 s side by side, on a loaded machine).
+# The picture's pixels, whatever size the canvas is shown at. 280 high is ten MNIST pixels per
+# model pixel for a digit drawn across it; twice as wide leaves room for a number.
 CANVAS_SIZE = (560, 280)  # width, height
-BRUSH_RADIUS = 9  # canvas pixels: a digit drawn across most of the canvas gets MNIST-like strokes
+BRUSH_RADIUS = 9  # picture pixels: a digit drawn across most of the canvas gets MNIST-like strokes
+# While the pen moves, a picture at most this often: a label every 0.1 s looks live, and a
+# 2-core server keeps up with 16 visitors drawing at once (benchmarks/load.py).
+SEND_EVERY_MS = 100
+SKETCHPAD_JS = (Path(__file__).parent / "sketchpad.js").read_text(encoding="utf-8")
+PNG_DATA_URL = "data:image/png;base64,"
+# The canvas sends a PNG of CANVAS_SIZE. Anything much bigger is not our page's: refused
+# before decoding, by the length of its text and then by the size in its header.
+MAX_PICTURE_PIXELS = 4 * CANVAS_SIZE[0] * CANVAS_SIZE[1]
+MAX_DATA_URL_CHARS = len(PNG_DATA_URL) + 4 * MAX_PICTURE_PIXELS * 4 // 3  # RGBA, uncompressed
+BAD_CANVAS_VALUE = "The drawing could not be read: the canvas sent something other than a PNG."
+TOO_BIG_PICTURE = (
+    f"The drawing could not be read: a picture over {MAX_PICTURE_PIXELS:,} pixels is not "
+    "the canvas's."
+)
 # Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
 # and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
 # variable sets another, for other hardware.
@@ -143,8 +162,42 @@ def drawing(payload: dict | None) -> np.ndarray | None:
         raise preprocess.ImageError(preprocess.UNREADABLE) from None
 
 
+def canvas_picture(value: object) -> np.ndarray | None:
+    """The live canvas's picture, as (height, width, channels) uint8, or ImageError. Its value
+    is {"png": a PNG data URL, "pen_up": bool} (sketchpad.js); None before any drawing. A PNG
+    over MAX_PICTURE_PIXELS is refused from its header, before its pixels are decoded."""
+    if value is None or value == "":
+        return None
+    png = value.get("png") if isinstance(value, dict) else None
+    if not isinstance(png, str) or not png.startswith(PNG_DATA_URL):
+        raise preprocess.ImageError(BAD_CANVAS_VALUE)
+    if len(png) > MAX_DATA_URL_CHARS:
+        raise preprocess.ImageError(TOO_BIG_PICTURE)
+    try:
+        data = base64.b64decode(png[len(PNG_DATA_URL) :], validate=True)
+        with Image.open(BytesIO(data), formats=["PNG"]) as image:
+            if image.size[0] * image.size[1] > MAX_PICTURE_PIXELS:
+                raise preprocess.ImageError(TOO_BIG_PICTURE)
+            return np.asarray(image.convert("RGBA"))
+    except (binascii.Error, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, preprocess.ImageError):
+            raise
+        raise preprocess.ImageError(BAD_CANVAS_VALUE) from None
+
+
+def read_canvas(value: object) -> tuple[dict, dict | None, dict, np.ndarray | None | dict]:
+    """The live canvas's event: the three outputs for its picture, and, when the picture is
+    done (pen up, Undo, Clear), the picture for the explanation (else it is left as it was)."""
+    try:
+        image = canvas_picture(value)
+    except preprocess.ImageError as e:
+        return (*cannot_read(str(e)), None)
+    done = isinstance(value, dict) and value.get("pen_up") is True
+    return (*answer(image), image if done else gr.skip())
+
+
 def predict(payload: dict | None) -> Outputs:
-    """The sketchpad's endpoint."""
+    """The Sketchpad's endpoint, for programs."""
     try:
         image = drawing(payload)
     except preprocess.ImageError as e:
@@ -171,14 +224,19 @@ Explained = tuple[dict[str, float] | str, np.ndarray | None, np.ndarray | None, 
 
 
 def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
-    """Inside the model, for digit number `which` (1: the first) of the sketchpad's drawing:
-    the class probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
-    Without a digit to explain: a message for the label, and no pictures."""
-    nothing = (None, None, None)
+    """The explain endpoint: `explain_picture` for a Sketchpad's value."""
     try:
         image = drawing(payload)
     except preprocess.ImageError as e:
-        return (str(e), *nothing)
+        return (str(e), None, None, None)
+    return explain_picture(image, which)
+
+
+def explain_picture(image: np.ndarray | None, which: float | None = 1) -> Explained:
+    """Inside the model, for digit number `which` (1: the first) of the picture: the class
+    probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
+    Without a digit to explain: a message for the label, and no pictures."""
+    nothing = (None, None, None)
     read = read_picture(image)
     inputs = [glyph.input for glyph in read.glyphs] if read.probabilities.numel() else []
     if not inputs:
@@ -200,24 +258,33 @@ def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
     )
 
 
-# Gradio's Sketchpad starts with no tool selected, and drops back to none after Clear
-# (its ImageEditor sets the "image" tool), so a first stroke would draw nothing. That state
-# shows a placeholder ("select the draw tool"); whenever it appears, press the Brush.
-SELECT_BRUSH_JS = """
-() => {
-  const selectBrush = () => {
-    const pad = document.getElementById("sketchpad");
-    if (pad && pad.querySelector(".empty.wrap")) pad.querySelector(".toolbar-wrap button")?.click();
-  };
-  new MutationObserver(selectBrush).observe(document.body, {childList: true, subtree: true});
-  selectBrush();
-}
-"""
-
-# The 28x28 preview is enlarged by the browser: keep its pixels square and crisp.
+# The canvas fills its column at the picture's shape, and a finger on it draws instead of
+# scrolling the page. The 28x28 preview is enlarged by the browser: keep its pixels crisp.
 CSS = """
+#sketchpad canvas { display: block; width: 100%; aspect-ratio: 2 / 1; touch-action: none;
+  user-select: none; -webkit-user-select: none; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-sm); cursor: crosshair; background: #fff; }
+#sketchpad .html-container { padding: 0; }
+#sketchpad .tools { display: flex; gap: 8px; margin-top: 8px; }
+#sketchpad .tools button { padding: 4px 14px; border-radius: var(--radius-sm); font-weight: normal;
+  font-size: var(--button-medium-text-size);
+  border: 1px solid var(--border-color-primary);
+  background: var(--button-secondary-background-fill); color: var(--button-secondary-text-color); }
 #model-input img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #inside img { image-rendering: pixelated; }
+"""
+# On a phone, Gradio's page margins (32 px a side) would take a sixth of the canvas. In the
+# page's head: Gradio scopes `css` to the app's contents, and the margins are outside them.
+PHONE_MARGINS = (
+    "<style>@media (max-width: 600px) { .gradio-container .app { padding: 8px; } }</style>"
+)
+# The live canvas (sketchpad.js draws on it, sends it, and handles the two buttons).
+SKETCHPAD_HTML = """
+<canvas aria-label="Draw a digit or a number here"></canvas>
+<div class="tools">
+  <button type="button" aria-label="Undo">↶ Undo</button>
+  <button type="button" aria-label="Clear">Clear</button>
+</div>
 """
 
 with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
@@ -227,42 +294,46 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
         "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
     )
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):  # the wide canvas at 90% of its size in a 1200 px window
+        with gr.Column(scale=3, min_width=360):  # the phone's column: the canvas at full width
             with gr.Tabs():
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(
-                        label="Draw a digit or a number (digits not touching)",
+                    gr.Markdown("Draw a digit or a number (digits not touching).")
+                    pad = gr.HTML(
+                        html_template=SKETCHPAD_HTML,
+                        js_on_load=SKETCHPAD_JS,
                         elem_id="sketchpad",
-                        canvas_size=CANVAS_SIZE,
-                        brush=gr.Brush(
-                            default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"
-                        ),
-                        layers=False,
-                        transforms=(),
-                        type="numpy",
+                        width=CANVAS_SIZE[0],  # props, which sketchpad.js reads
+                        height=CANVAS_SIZE[1],
+                        brush_width=2 * BRUSH_RADIUS,
+                        send_every_ms=SEND_EVERY_MS,
                     )
+                    # Programs send a Sketchpad's value to /predict and /explain, as before
+                    # this canvas; never shown, the page never changes it.
+                    sketch = gr.Sketchpad(visible=False, canvas_size=CANVAS_SIZE, type="numpy")
                 with gr.Tab("Upload"):
                     upload = gr.Image(
                         label="A photo or scan of a digit or a number",
                         elem_id="upload",
                         sources=["upload", "clipboard"],
                     )
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=240):
             label = gr.Label(
                 value=HINT,
                 num_top_classes=len(CLASS_NAMES),
                 label="The model reads",
                 elem_id="prediction",
             )
-            seen = gr.Image(
-                label="What the model sees (28x28 a glyph)",
-                elem_id="model-input",
-                interactive=False,
-                format="png",
-                height=224,
-                buttons=[],
-            )
-            as_json = gr.JSON(label="The reading, for programs", elem_id="reading")
+    seen = gr.Image(
+        label="What the model sees (28x28 a glyph)",
+        elem_id="model-input",
+        interactive=False,
+        format="png",
+        height=160,
+        buttons=[],
+    )
+    with gr.Accordion("The reading, for programs (JSON)", open=False, elem_id="reading-json"):
+        as_json = gr.JSON(show_label=False, elem_id="reading")
+    picture_done = gr.State()  # the canvas's picture at pen-up: what the explanation reads
     with gr.Accordion("Inside the model", open=True, elem_id="inside"):
         pictures = dict(interactive=False, format="png", buttons=[])
         with gr.Row(equal_height=False):
@@ -283,10 +354,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
             conv1 = gr.Image(label="Layer 1: 32 feature maps", elem_id="conv1", **pictures)
             conv2 = gr.Image(label="Layer 2: 64 feature maps", elem_id="conv2", **pictures)
     inside = dict(
-        fn=explain_drawing,
-        inputs=[sketch, which],
         outputs=[top, saliency, conv1, conv2],
-        preprocess=False,
         show_progress="hidden",
         trigger_mode="always_last",
         concurrency_id="explain",  # its own slots: the live labels never queue behind it
@@ -294,14 +362,24 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
     )
     live = dict(
         outputs=[label, seen, as_json],
-        show_progress="hidden",  # a spinner on every stroke would flicker
-        trigger_mode="always_last",  # strokes faster than predictions: answer the latest
-        concurrency_id="model",  # both endpoints share the model's CONCURRENCY slots
+        show_progress="hidden",  # a spinner on every update would flicker
+        trigger_mode="always_last",  # pictures faster than predictions: answer the latest
+        concurrency_id="model",  # the canvas and the endpoints share the model's slots
     )
-    io = dict(preprocess=False, postprocess=False)  # both done in predict/classify and outputs
-    drawn = sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
-    drawn.then(api_name="explain", **inside)  # after the label: it never waits for this
-    which.change(api_visibility="private", **inside)
+    io = dict(preprocess=False, postprocess=False)  # both done in the functions and outputs
+    # The page: each picture the canvas sends, then the explanation once a stroke.
+    pad.change(
+        read_canvas,
+        inputs=pad,
+        **io,
+        **(live | {"outputs": [label, seen, as_json, picture_done]}),
+        api_visibility="private",
+    )
+    picture_done.change(explain_picture, [picture_done, which], api_visibility="private", **inside)
+    which.change(explain_picture, [picture_done, which], api_visibility="private", **inside)
+    # Programs.
+    sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
+    sketch.change(explain_drawing, [sketch, which], api_name="explain", preprocess=False, **inside)
     upload.change(classify, inputs=upload, api_name="classify", **io, **live)
     with gr.Accordion("About the model", open=False, elem_id="about"):
         architecture, training, training_report = about.about_model(MODEL, WEIGHTS_PATH)
@@ -322,4 +400,4 @@ demo.queue(default_concurrency_limit=CONCURRENCY)
 
 if __name__ == "__main__":
     # No run history: a run per stroke is noise, and each would store the canvas in the browser.
-    demo.launch(css=CSS, js=SELECT_BRUSH_JS, run_history=False)
+    demo.launch(css=CSS, head=PHONE_MARGINS, run_history=False)
