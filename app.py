@@ -10,8 +10,8 @@ pictures of the inside of the model (explain.py).
 
 The page draws on a plain <canvas> (sketchpad.js, in a gr.HTML): while the pen moves it sends
 the picture as a PNG data URL, at most every SEND_EVERY_MS, and once more at pen-up; each is
-read at once (`read_canvas`, a private event). The picture at pen-up goes into a State, whose
-change explains it: once a stroke, after its label, with no second upload.
+read at once (`read_canvas`, a private event). The value at pen-up goes into a State, whose
+change explains that same picture: once a stroke, after its label, with no second upload.
 """
 
 import base64
@@ -185,15 +185,16 @@ def canvas_picture(value: object) -> np.ndarray | None:
         raise preprocess.ImageError(BAD_CANVAS_VALUE) from None
 
 
-def read_canvas(value: object) -> tuple[dict, dict | None, dict, np.ndarray | None | dict]:
+def read_canvas(value: object) -> tuple[dict, dict | None, dict, object]:
     """The live canvas's event: the three outputs for its picture, and, when the picture is
-    done (pen up, Undo, Clear), the picture for the explanation (else it is left as it was)."""
+    done (pen up, Undo, Clear), the value again, for the explanation (else that is left as
+    it was, so that the explanation runs once a stroke)."""
+    done = value if isinstance(value, dict) and value.get("pen_up") is True else gr.skip()
     try:
         image = canvas_picture(value)
     except preprocess.ImageError as e:
-        return (*cannot_read(str(e)), None)
-    done = isinstance(value, dict) and value.get("pen_up") is True
-    return (*answer(image), image if done else gr.skip())
+        return (*cannot_read(str(e)), done)
+    return (*answer(image), done)
 
 
 def predict(payload: dict | None) -> Outputs:
@@ -232,6 +233,15 @@ def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
     return explain_picture(image, which)
 
 
+def explain_canvas(value: object, which: float | None = 1) -> Explained:
+    """The page's explanation: `explain_picture` for the live canvas's picture at pen-up."""
+    try:
+        image = canvas_picture(value)
+    except preprocess.ImageError as e:
+        return (str(e), None, None, None)
+    return explain_picture(image, which)
+
+
 def explain_picture(image: np.ndarray | None, which: float | None = 1) -> Explained:
     """Inside the model, for digit number `which` (1: the first) of the picture: the class
     probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
@@ -258,12 +268,13 @@ def explain_picture(image: np.ndarray | None, which: float | None = 1) -> Explai
     )
 
 
-# The canvas fills its column at the picture's shape, and a finger on it draws instead of
-# scrolling the page. The 28x28 preview is enlarged by the browser: keep its pixels crisp.
+# The canvas fills its column at the picture's shape (its frame a shadow: a border would
+# shift the pointer's position), and a finger on it draws instead of scrolling the page.
+# The 28x28 preview is enlarged by the browser: keep its pixels crisp.
 CSS = """
 #sketchpad canvas { display: block; width: 100%; aspect-ratio: 2 / 1; touch-action: none;
-  user-select: none; -webkit-user-select: none; border: 1px solid var(--border-color-primary);
-  border-radius: var(--radius-sm); cursor: crosshair; background: #fff; }
+  user-select: none; -webkit-user-select: none; cursor: crosshair; background: #fff;
+  box-shadow: 0 0 0 1px var(--border-color-primary); border-radius: var(--radius-sm); }
 #sketchpad .html-container { padding: 0; }
 #sketchpad .tools { display: flex; gap: 8px; margin-top: 8px; }
 #sketchpad .tools button { padding: 4px 14px; border-radius: var(--radius-sm); font-weight: normal;
@@ -282,7 +293,7 @@ PHONE_MARGINS = (
 SKETCHPAD_HTML = """
 <canvas aria-label="Draw a digit or a number here"></canvas>
 <div class="tools">
-  <button type="button" aria-label="Undo">↶ Undo</button>
+  <button type="button" aria-label="Undo">Undo</button>
   <button type="button" aria-label="Clear">Clear</button>
 </div>
 """
@@ -333,7 +344,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
     )
     with gr.Accordion("The reading, for programs (JSON)", open=False, elem_id="reading-json"):
         as_json = gr.JSON(show_label=False, elem_id="reading")
-    picture_done = gr.State()  # the canvas's picture at pen-up: what the explanation reads
+    picture_done = gr.State()  # the canvas's value at pen-up: what the explanation reads
     with gr.Accordion("Inside the model", open=True, elem_id="inside"):
         pictures = dict(interactive=False, format="png", buttons=[])
         with gr.Row(equal_height=False):
@@ -375,8 +386,8 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
         **(live | {"outputs": [label, seen, as_json, picture_done]}),
         api_visibility="private",
     )
-    picture_done.change(explain_picture, [picture_done, which], api_visibility="private", **inside)
-    which.change(explain_picture, [picture_done, which], api_visibility="private", **inside)
+    picture_done.change(explain_canvas, [picture_done, which], api_visibility="private", **inside)
+    which.change(explain_canvas, [picture_done, which], api_visibility="private", **inside)
     # Programs.
     sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
     sketch.change(explain_drawing, [sketch, which], api_name="explain", preprocess=False, **inside)

@@ -1,14 +1,19 @@
 """The page as visitors use it: Debian's Chromium driven by Playwright, drawing for real.
 
-No tool is clicked before drawing: the brush must be ready on load and after Clear.
+No tool is clicked before drawing: the canvas is ready on load and after Clear.
 The browser may reach only the app on loopback; any other request is refused and fails
 the test, so the page works offline as on a Space.
 """
 
+import base64
+import json
 import math
+from io import BytesIO
 
 import pytest
 from live_server import ROOT, serve
+from page_client import Visitor
+from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 import app
@@ -25,8 +30,10 @@ CHROMIUM_ARGS = [
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 INSIDE_SCREENSHOT = ROOT / "docs" / "inside.png"
 INSIDE_PICTURES = {"#saliency img": 280, "#conv1 img": 590, "#conv2 img": 590}  # px wide
-BRUSH_SELECTED = "#sketchpad button[aria-label='Brush'].highlight"
-LABEL_TIMEOUT_MS = 15_000  # software WebGL on a busy 2-core machine
+CANVAS = "#sketchpad canvas"
+LABEL_TIMEOUT_MS = 15_000  # a busy 2-core machine
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 412, "height": 915}
 
 # Digits as a hand draws them: strokes of (x, y) points, as fractions of the drawing area.
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
@@ -37,6 +44,7 @@ ZERO = [
     ]
 ]
 FOUR = [[(0.55, 0.15), (0.25, 0.6), (0.75, 0.6)], [(0.6, 0.35), (0.6, 0.9)]]
+ONE = [[(0.5, 0.15), (0.5, 0.85)]]
 
 
 @pytest.fixture(scope="module")
@@ -67,40 +75,25 @@ def open_app(context, url: str) -> tuple[Page, list[str]]:
 
     page.route("**/*", only_loopback)
     page.goto(url)
-    page.wait_for_selector("#sketchpad canvas")
-    page.wait_for_selector(BRUSH_SELECTED)
+    page.wait_for_selector(CANVAS)
     wait_for_label(page, app.HINT)
     return page, outside
 
 
-def drawing_surface(
-    page: Page, canvas_size: tuple[int, int] = app.CANVAS_SIZE
-) -> tuple[float, float, float, float]:
-    """Left, top, width and height, in page pixels, of the sketchpad's drawing surface: the
-    canvas at the editor's zoom (it fits the canvas to the column), centred in its element."""
-    box = page.locator("#sketchpad canvas").first.bounding_box()
-    zoom = float(page.locator("#sketchpad .zoom-number").inner_text().strip(" %")) / 100
-    width, height = canvas_size[0] * zoom, canvas_size[1] * zoom
-    return (
-        box["x"] + (box["width"] - width) / 2,
-        box["y"] + (box["height"] - height) / 2,
-        width,
-        height,
-    )
+def drawing_surface(page: Page) -> tuple[float, float, float, float]:
+    """Left, top, width and height, in page pixels, of the canvas: the whole of it draws."""
+    box = page.locator(CANVAS).bounding_box()
+    return box["x"], box["y"], box["width"], box["height"]
 
 
-def drawing_area(
-    page: Page, canvas_size: tuple[int, int] = app.CANVAS_SIZE
-) -> tuple[float, float, float]:
+def drawing_area(page: Page) -> tuple[float, float, float]:
     """Left, top and side, in page pixels, of a square well inside the drawing surface."""
-    return number_areas(page, 1, canvas_size)[0]
+    return number_areas(page, 1)[0]
 
 
-def number_areas(
-    page: Page, count: int, canvas_size: tuple[int, int] = app.CANVAS_SIZE
-) -> list[tuple[float, float, float]]:
+def number_areas(page: Page, count: int) -> list[tuple[float, float, float]]:
     """Left, top and side of `count` squares side by side across the surface, one a digit."""
-    left, top, width, height = drawing_surface(page, canvas_size)
+    left, top, width, height = drawing_surface(page)
     slot = width / count
     side = 0.8 * min(slot, height)
     top += (height - side) / 2
@@ -118,18 +111,62 @@ def draw_with_mouse(page: Page, strokes, area: tuple[float, float, float] | None
         page.mouse.up()
 
 
-def draw_with_finger(page: Page, strokes) -> None:
+def draw_with_finger(page: Page, strokes, area: tuple[float, float, float] | None = None) -> None:
     """Touch events as a phone sends them (Playwright's own touch API only taps)."""
     cdp = page.context.new_cdp_session(page)
-    left, top, side = drawing_area(page)
+    left, top, side = area or drawing_area(page)
     for stroke in strokes:
         points = [(left + x * side, top + y * side) for x, y in stroke]
         path = [points[0]]
         for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-            path += [(x0 + (x1 - x0) * t / 2, y0 + (y1 - y0) * t / 2) for t in range(1, 3)]
+            path += [(x0 + (x1 - x0) * t / 4, y0 + (y1 - y0) * t / 4) for t in range(1, 5)]
         for kind, (x, y) in [("touchStart", path[0])] + [("touchMove", p) for p in path[1:]]:
             cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def record_events(page: Page) -> list[dict]:
+    """Every event the page sends to the queue, as {"fn": fn_index, "data": [...]}, in order;
+    and every upload, as {"fn": "upload"}."""
+    sent = []
+
+    def on_request(request):
+        if "/queue/join" in request.url:
+            body = json.loads(request.post_data)
+            sent.append({"fn": body["fn_index"], "data": body["data"]})
+        elif "/upload" in request.url:
+            sent.append({"fn": "upload"})
+
+    page.on("request", on_request)
+    return sent
+
+
+def fn_indices(url: str) -> tuple[int, int]:
+    """The fn_index of the canvas's event and of the explanation that follows a stroke."""
+    visitor = Visitor(url)
+    visitor.close()
+    return visitor.canvas_fn, visitor.explain_fn
+
+
+def picture_size(value: dict) -> tuple[int, int]:
+    """Width and height of the PNG in a canvas value, from its header."""
+    data = base64.b64decode(value["png"].split(",", 1)[1])
+    with Image.open(BytesIO(data)) as picture:
+        return picture.size
+
+
+def ink_at(page: Page, x: float, y: float) -> bool:
+    """Whether the visible canvas is dark at page point (x, y)."""
+    return page.evaluate(
+        """([x, y]) => {
+          const canvas = document.querySelector('#sketchpad canvas');
+          const box = canvas.getBoundingClientRect();
+          const px = Math.round((x - box.left) * canvas.width / box.width);
+          const py = Math.round((y - box.top) * canvas.height / box.height);
+          return canvas.getContext('2d').getImageData(px, py, 1, 1).data[0] < 128;
+        }""",
+        [x, y],
+    )
 
 
 def wait_for_label(page: Page, text: str) -> str:
@@ -150,31 +187,72 @@ def preview_shown(page: Page) -> bool:
     return page.locator("#model-input img").count() > 0
 
 
-def test_draw_clear_and_draw_again_with_a_mouse(browser, url):
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+def canvas_is_blank(page: Page) -> bool:
+    return page.evaluate(
+        """() => {
+          const canvas = document.querySelector('#sketchpad canvas');
+          const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+          return pixels.data.every(v => v === 255);
+        }"""
+    )
+
+
+def test_draw_clear_twice_and_draw_again_with_a_mouse(browser, url):
+    context = browser.new_context(viewport=DESKTOP)
     page, outside = open_app(context, url)
     assert not preview_shown(page)
 
-    draw_with_mouse(page, SEVEN)  # no tool clicked first
+    draw_with_mouse(page, SEVEN)  # no tool picked first
     assert wait_for_label(page, "7") == "7"
     assert preview_shown(page)
 
-    page.locator("#sketchpad button[aria-label='Clear canvas']").click()
-    assert wait_for_label(page, app.HINT) == app.HINT
-    page.wait_for_selector("#model-input img", state="detached")
-    page.wait_for_selector(BRUSH_SELECTED)  # Gradio drops the tool on Clear; the app reselects
+    for _ in range(2):  # Clear, and Clear again on the blank canvas
+        page.locator("#sketchpad button[aria-label='Clear']").click()
+        assert wait_for_label(page, app.HINT) == app.HINT
+        page.wait_for_selector("#model-input img", state="detached")
+        assert canvas_is_blank(page)
 
-    draw_with_mouse(page, ZERO)  # again no tool clicked: the brush came back after Clear
+    draw_with_mouse(page, ZERO)  # again no tool picked: ready after Clear
     assert wait_for_label(page, "0") == "0"
     assert preview_shown(page)
     assert outside == []
     context.close()
 
 
+def test_undo_replays_the_strokes_left(browser, url):
+    """A 7 then a 0 read "70"; Undo takes the 0 away, from the canvas and from the reading;
+    Undo again leaves a blank canvas, and once more does no harm; then a 4 draws as usual."""
+    context = browser.new_context(viewport=DESKTOP)
+    page, outside = open_app(context, url)
+    undo = page.locator("#sketchpad button[aria-label='Undo']")
+    seven, zero = number_areas(page, 2)
+    draw_with_mouse(page, SEVEN, seven)
+    draw_with_mouse(page, ZERO, zero)
+    assert wait_for_label(page, "70") == "70"
+    zero_ink = (zero[0] + 0.5 * zero[2], zero[1] + 0.18 * zero[2])  # the top of the 0
+    seven_ink = (seven[0] + 0.5 * seven[2], seven[1] + 0.2 * seven[2])  # the 7's bar
+    assert ink_at(page, *zero_ink) and ink_at(page, *seven_ink)
+
+    undo.click()
+    assert wait_for_label(page, "7") == "7"
+    assert not ink_at(page, *zero_ink) and ink_at(page, *seven_ink)
+    undo.click()
+    assert wait_for_label(page, app.HINT) == app.HINT
+    assert canvas_is_blank(page)
+    undo.click()  # nothing left to undo
+    assert wait_for_label(page, app.HINT) == app.HINT
+
+    draw_with_mouse(page, FOUR)
+    assert wait_for_label(page, "4") == "4"
+    assert outside == []
+    context.close()
+
+
 def test_write_a_number_with_a_mouse(browser, url):
     """Three digits across the wide canvas, one after the other: the label reads the number
-    and the model's view shows the three glyphs side by side."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    and the model's view shows the three glyphs side by side. The screenshot goes in the
+    README."""
+    context = browser.new_context(viewport=DESKTOP)
     page, outside = open_app(context, url)
     for digit, area in zip((SEVEN, FOUR, ZERO), number_areas(page, 3), strict=True):
         draw_with_mouse(page, digit, area)
@@ -182,10 +260,14 @@ def test_write_a_number_with_a_mouse(browser, url):
     rows = page.locator("#prediction dt").all_inner_texts()  # each digit's best readings
     firsts = [next(row for row in rows if row.startswith(o)) for o in ("1st", "2nd", "3rd")]
     assert firsts == ["1st: 7", "2nd: 4", "3rd: 0"]
-    preview = page.locator("#model-input img")
-    preview.wait_for()
-    assert preview.evaluate("img => img.naturalWidth") == 3 * 28 + 2 * app.GLYPH_GAP
+    page.wait_for_function(  # the picture of the three glyphs, loaded
+        "width => document.querySelector('#model-input img')?.naturalWidth === width",
+        arg=3 * 28 + 2 * app.GLYPH_GAP,
+        timeout=LABEL_TIMEOUT_MS,
+    )
+    page.locator("#reading-json").get_by_text("The reading, for programs").click()  # closed
     assert "740" in page.locator("#reading").inner_text()
+    page.locator("#reading-json").get_by_text("The reading, for programs").click()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
@@ -194,43 +276,79 @@ def test_write_a_number_with_a_mouse(browser, url):
 
 
 def test_draw_with_a_finger_on_a_phone(browser, url):
+    """A 412x915 phone at 2.625 device pixels a CSS pixel: the canvas spans the screen with no
+    sideways scroll, draws sharp (a device pixel each), a finger draws rather than scrolls,
+    and what is sent is still the 560x280 picture."""
     context = browser.new_context(
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        device_scale_factor=2,
+        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2.625
     )
     page, outside = open_app(context, url)
-    page.locator("#sketchpad").scroll_into_view_if_needed()
+    sent = record_events(page)
+    canvas_fn, _ = fn_indices(url)
+    page.locator(CANVAS).scroll_into_view_if_needed()
     left, top, width, height = drawing_surface(page)
-    assert left >= 0 and left + width <= 390 and height >= 100  # the whole canvas, usable
+    assert left >= 0 and left + width <= PHONE["width"] and width >= 0.9 * PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    backing = page.locator(CANVAS).evaluate("c => [c.width, c.height]")
+    assert backing == [round(width * 2.625), round(width * 2.625 / 2)]
+    scrolled = page.evaluate("window.scrollY")
+
     draw_with_finger(page, FOUR)
     assert wait_for_label(page, "4") == "4"
     assert preview_shown(page)
+    assert page.evaluate("window.scrollY") == scrolled  # the finger drew; the page stayed
+    pictures = [e["data"][0] for e in sent if e["fn"] == canvas_fn]
+    assert pictures and all(picture_size(p) == app.CANVAS_SIZE for p in pictures)
+    assert pictures[-1]["pen_up"] is True
     assert outside == []
     context.close()
 
 
-def test_inside_the_model_follows_the_label(browser, url):
-    """Draw a 7: the label first, then the saliency, the two feature-map grids and the top
-    classes; Clear takes them away again. The page's screenshot goes in the README."""
-    context = browser.new_context(viewport={"width": 1200, "height": 1700})  # the whole page
+def test_the_label_follows_the_pen_and_inside_the_model_each_pen_up(browser, url):
+    """One long stroke, a 0 drawn over about two seconds: the label answers before the pen
+    is lifted, from pictures sent at most every 100 ms, none of them uploaded as files. The
+    explanation runs once, after the pen-up, from the server's copy of that picture; Clear
+    takes it away again. The page's screenshot goes in the README."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1700})  # the whole page
     page, outside = open_app(context, url)
+    sent = record_events(page)
+    canvas_fn, explain_fn = fn_indices(url)
     assert not any(page.locator(picture).count() for picture in INSIDE_PICTURES)
 
-    draw_with_mouse(page, SEVEN)
-    assert wait_for_label(page, "7") == "7"
+    left, top, side = drawing_area(page)
+    (stroke,) = ZERO
+    points = [(left + x * side, top + y * side) for x, y in stroke]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point, steps=4)
+        page.wait_for_timeout(60)
+    page.wait_for_function(  # answered while the pen is still down
+        "hint => document.querySelector('#prediction .output-class')?.innerText !== hint",
+        arg=app.HINT,
+        timeout=LABEL_TIMEOUT_MS,
+    )
+    while_drawing = [e for e in sent if e["fn"] == canvas_fn]
+    page.mouse.up()
+    assert wait_for_label(page, "0") == "0"
     for picture, width in INSIDE_PICTURES.items():
         image = page.wait_for_selector(picture, timeout=LABEL_TIMEOUT_MS)
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
         assert image.evaluate("img => img.naturalWidth") == width, picture
-    assert page.locator("#top-classes .output-class").inner_text() == "7"
+    assert page.locator("#top-classes .output-class").inner_text() == "0"
     assert page.locator("#top-classes .confidence-set").count() == app.TOP_CLASSES
+
+    assert len(while_drawing) >= 3 and not any(e["data"][0]["pen_up"] for e in while_drawing)
+    live = [e for e in sent if e["fn"] == canvas_fn]
+    assert live[-1]["data"][0]["pen_up"] is True
+    explained = [e for e in sent if e["fn"] == explain_fn]
+    assert explained == [{"fn": explain_fn, "data": [None, 1]}]  # once; the picture not resent
+    assert not any(e["fn"] == "upload" for e in sent)
     INSIDE_SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=INSIDE_SCREENSHOT, full_page=True)
     assert INSIDE_SCREENSHOT.stat().st_size > 50_000
 
-    page.locator("#sketchpad button[aria-label='Clear canvas']").click()
+    page.locator("#sketchpad button[aria-label='Clear']").click()
     assert wait_for_label(page, app.HINT) == app.HINT
     for picture in INSIDE_PICTURES:
         page.wait_for_selector(picture, state="detached", timeout=LABEL_TIMEOUT_MS)
