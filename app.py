@@ -179,7 +179,9 @@ def canvas_picture(value: object) -> np.ndarray | None:
             if image.size[0] * image.size[1] > MAX_PICTURE_PIXELS:
                 raise preprocess.ImageError(TOO_BIG_PICTURE)
             return np.asarray(image.convert("RGBA"))
-    except (binascii.Error, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours, from the header
+        raise preprocess.ImageError(TOO_BIG_PICTURE) from None
+    except (binascii.Error, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, preprocess.ImageError):
             raise
         raise preprocess.ImageError(BAD_CANVAS_VALUE) from None

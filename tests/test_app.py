@@ -1,16 +1,21 @@
 """The app as visitors' programs see it: a real server, called with gradio_client."""
 
+import base64
 import json
 import shutil
+import struct
 import subprocess
 import sys
+import time
 import urllib.request
+import zlib
 
 import numpy as np
 import pytest
 from drawn_digits import draw
 from gradio_client import Client, handle_file
 from live_server import ROOT, serve
+from page_client import Visitor, data_url
 from PIL import Image
 from test_reading import BOX_SLACK, number_canvas
 
@@ -191,6 +196,102 @@ def test_the_api_names_its_endpoints(server):
     assert [p["component"] for p in explain["parameters"]] == ["Imageeditor", "Number"]
     assert explain["parameters"][1]["parameter_has_default"]
     assert [r["component"] for r in explain["returns"]] == ["Label", "Image", "Image", "Image"]
+    everything = client.view_api(print_info=False, return_format="dict", all_endpoints=True)
+    assert everything["unnamed_endpoints"] == {}  # the live canvas's events are private
+
+
+def canvas_drawing(digit: np.ndarray, seed: int) -> Image.Image:
+    """A real MNIST digit redrawn on the page's canvas, white, as sketchpad.js sends it."""
+    drawing = draw(digit, np.random.default_rng(seed), 0.12, canvas_size=app.CANVAS_SIZE)
+    return Image.alpha_composite(
+        Image.new("RGBA", app.CANVAS_SIZE, "white"), drawing.convert("RGBA")
+    )
+
+
+def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(server, mnist_test):
+    """The page's own events on a live server: each picture gets the in-process answer; only
+    the picture at pen-up changes what the explanation reads, and it explains that picture."""
+    client, _ = server
+    visitor = Visitor(client.src)
+    images, labels = (t.numpy() for t in mnist_test)
+    for i in range(4):
+        picture = canvas_drawing(images[i], i)
+        expected = app.read_picture(np.asarray(picture))
+        for pen_up in (False, True):
+            done = visitor.send(data_url(picture), pen_up=pen_up)
+            assert done["success"]
+            label, seen, reading_json, _ = done["output"]["data"]
+            assert label == app.label_value(expected)
+            assert reading_json == expected.as_json() and reading_json["text"] == str(labels[i])
+            assert seen is not None
+            assert bool(done["output"]["changed_state_ids"]) == pen_up  # explain once: pen-up
+        explained = visitor.explain()
+        top = explained["output"]["data"][0]
+        assert top["label"] == str(labels[i])
+        in_process = app.explain_picture(np.asarray(picture))[0]
+        shown = confidences(top)  # the top three
+        assert shown == pytest.approx({k: in_process[k] for k in shown}, abs=1e-5)
+    visitor.close()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG (8-bit grey) that claims width x height pixels in its header, and holds none."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"")
+
+
+def test_a_picture_far_larger_than_the_canvas_is_refused_before_decoding():
+    """Its header is enough: PNGs that claim 3,000 x 3,000 or 100,000 x 100,000 pixels (and
+    hold none: decoding them would fail with another message)."""
+    for side in (3_000, 100_000):
+        claim = "data:image/png;base64," + base64.b64encode(png_header(side, side)).decode()
+        with pytest.raises(preprocess.ImageError, match="not the canvas's"):
+            app.canvas_picture({"png": claim, "pen_up": True})
+    with pytest.raises(preprocess.ImageError, match="not the canvas's"):  # by its length alone
+        app.canvas_picture({"png": "data:image/png;base64," + "A" * app.MAX_DATA_URL_CHARS})
+
+
+def test_bad_canvas_values_get_a_message_and_the_server_stays_up(server, tmp_path):
+    client, log = server
+    visitor = Visitor(client.src)
+    jpeg = tmp_path / "digit.jpg"
+    Image.new("RGB", app.CANVAS_SIZE, "white").save(jpeg)
+    big = Image.new("1", (4 * app.CANVAS_SIZE[0], 4 * app.CANVAS_SIZE[1]), 1)
+    prefix = "data:image/png;base64,"
+    not_a_png = {
+        "text": prefix + base64.b64encode(b"this is not an image").decode(),
+        "not base64": prefix + "%%%",
+        "truncated": data_url(Image.new("RGB", app.CANVAS_SIZE, "white"))[:300],
+        "a JPEG": "data:image/jpeg;base64," + base64.b64encode(jpeg.read_bytes()).decode(),
+        "a number": 5,
+        "a list": [1, 2],
+        "no png": {},
+    }
+    answers = {name: visitor.send(value, pen_up=True) for name, value in not_a_png.items()}
+    for name, value in [("not a dict", "x"), ("a bare number", 7)]:  # the whole value
+        answers[name] = visitor.send_value(value)
+    began = time.perf_counter()
+    answers["16 times the canvas"] = visitor.send(data_url(big), pen_up=True)
+    refused_in = time.perf_counter() - began
+    for name, done in answers.items():
+        assert done["success"], name
+        label, seen, reading_json, _ = done["output"]["data"]
+        assert seen is None and label["confidences"] is None, name
+        expected = app.TOO_BIG_PICTURE if name == "16 times the canvas" else app.BAD_CANVAS_VALUE
+        assert label["label"] == expected and reading_json["message"] == expected, name
+        assert reading_json["status"] == "unreadable", name
+    assert refused_in < 10  # refused from its header, not decoded (a slow machine's margin)
+    top = visitor.explain()["output"]["data"][0]  # the explanation of a bad picture: a message
+    assert top["label"] == app.TOO_BIG_PICTURE
+    done = visitor.send(data_url(Image.new("RGB", app.CANVAS_SIZE, "white")), pen_up=True)
+    assert done["output"]["data"][0]["label"] == app.HINT  # and the server reads on
+    assert "Traceback" not in log.read_text()
+    visitor.close()
 
 
 def test_about_view_shows_the_shipped_weights_header(server):
@@ -216,7 +317,7 @@ def test_about_view_shows_the_shipped_weights_header(server):
     "weights", [None, b"not safetensors at all", b"", "no threshold", "a bad threshold"]
 )
 def test_missing_or_damaged_weights_stop_the_app_with_a_clear_message(tmp_path, weights):
-    for module in ROOT.glob("*.py"):  # the app and the modules it imports
+    for module in [*ROOT.glob("*.py"), ROOT / "sketchpad.js"]:  # the app and what it reads
         shutil.copy(module, tmp_path)
     path = tmp_path / "weights" / "convnet.safetensors"
     if isinstance(weights, bytes):
