@@ -111,3 +111,38 @@ def _disc(centre: tuple[float, float], diameter: float) -> tuple[float, float, f
     x, y = centre
     r = diameter / 2
     return (x - r, y - r, x + r, y + r)
+
+
+def pen_strokes(digit: np.ndarray) -> list[np.ndarray]:
+    """The digit's pen path as a hand would draw it with a mouse: a few polylines (x, y in
+    path pixels), each a walk along the thinned strokes from an end. Pieces that a longer
+    stroke already covers (the little corners a thinned staircase leaves) are dropped."""
+    path = pen_path(digit)
+    pixels = set(zip(*(a.tolist() for a in np.nonzero(path)), strict=True))
+
+    def neighbours(p: tuple[int, int]) -> list[tuple[int, int]]:
+        steps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+        return [(p[0] + dr, p[1] + dc) for dr, dc in steps if (p[0] + dr, p[1] + dc) in pixels]
+
+    unwalked = {frozenset((p, q)) for p in pixels for q in neighbours(p)}
+    walks = []
+    for start in sorted(pixels, key=lambda p: (len(neighbours(p)) != 1, p)):  # ends first
+        while True:
+            here, walk = start, [start]
+            while ahead := [q for q in neighbours(here) if frozenset((here, q)) in unwalked]:
+                # Straight on where it can: the nearest next pixel, side before diagonal.
+                step = min(ahead, key=lambda q: abs(q[0] - here[0]) + abs(q[1] - here[1]))
+                unwalked.discard(frozenset((here, step)))
+                walk.append(step)
+                here = step
+            if len(walk) > 1 or not neighbours(start):
+                walks.append(walk)
+            if len(walk) == 1:
+                break
+    walks.sort(key=len, reverse=True)
+    near, strokes = set(), []  # the pixels drawn so far, and those next to them
+    for walk in walks:
+        if not near.issuperset(walk):
+            strokes.append(np.array([(c, r) for r, c in walk], dtype=float))
+            near.update((r + dr, c + dc) for r, c in walk for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+    return strokes
