@@ -37,7 +37,7 @@ from model import CLASS_NAMES, IMAGE_SIZE, WEIGHTS_PATH, WeightsError, load_mode
 CANVAS_SIZE = (560, 280)  # width, height
 BRUSH_RADIUS = 9  # picture pixels: a digit drawn across most of the canvas gets MNIST-like strokes
 # While the pen moves, a picture at most this often: a label every 0.1 s looks live, and a
-# 2-core server keeps up with 16 visitors drawing at once (benchmarks/load.py).
+# 2-core server keeps up with 16 visitors drawing at once (benchmarks/live_load.py).
 SEND_EVERY_MS = 100
 SKETCHPAD_JS = (Path(__file__).parent / "sketchpad.js").read_text(encoding="utf-8")
 PNG_DATA_URL = "data:image/png;base64,"

@@ -188,9 +188,11 @@ def digit_strokes(digit: np.ndarray, area: tuple[float, float, float]) -> list[l
     return [[tuple((p - low) * scale + shift) for p in [*s[::PATH_STEP], s[-1]]] for s in strokes]
 
 
-def time_digits(page: Page, sketchpad: bool, digits, labels) -> tuple[list[float], int]:
-    waits, right = [], 0
-    for digit, label in zip(digits, labels, strict=True):
+def time_digits(page: Page, sketchpad: bool, digits, labels) -> tuple[list[float], list[str]]:
+    """Pen-up to answer (ms) of each digit's last stroke, and the digits misread ("#index:
+    truth -> label shown")."""
+    waits, misread = [], []
+    for index, (digit, label) in enumerate(zip(digits, labels, strict=True)):
         clear(page, sketchpad)
         strokes = digit_strokes(digit, drawing_area(page))
         for points in strokes[:-1]:
@@ -201,14 +203,16 @@ def time_digits(page: Page, sketchpad: bool, digits, labels) -> tuple[list[float
         waits.append(page.evaluate(PEN_UP_TO_ANSWER))
         page.wait_for_timeout(100)  # the answer on screen
         shown = page.locator("#prediction .output-class").inner_text()
-        right += shown == str(label)
-    return waits, right
+        if shown != str(label):
+            misread.append(f"#{index}: {label} -> {shown!r}")
+    return waits, misread
 
 
-def long_stroke(page: Page, sketchpad: bool) -> tuple[int, list[float]]:
+def long_stroke(page: Page, sketchpad: bool) -> tuple[int, int, list[float]]:
     """A spiral of three turns drawn in LONG_STROKE_S, the pen where the clock says: the
-    label's changes on screen while the pen is down, and the gaps between them (ms, from
-    pen-down to the first, and to pen-up after the last)."""
+    answers that arrived while the pen was down, the label's changes on screen (a frame
+    apart at least: one answer can change the label over two frames), and the gaps between
+    those (ms, from pen-down to the first, and to pen-up after the last)."""
     clear(page, sketchpad)
     left, top, side = drawing_area(page)
 
@@ -228,15 +232,17 @@ def long_stroke(page: Page, sketchpad: bool) -> tuple[int, list[float]]:
     up = page.evaluate("performance.now()")
     page.mouse.up()
     changes = [t for t in page.evaluate("window.timeline.labels") if down < t < up]
+    answers = [t for t in page.evaluate("Object.values(window.timeline.done)") if down < t < up]
     gaps = np.diff([down, *changes, up]).tolist()
-    return len(changes), gaps
+    return len(answers), len(changes), gaps
 
 
-def summary(waits: list[float], right: int) -> str:
+def summary(waits: list[float], misread: list[str]) -> str:
     return (
         f"pen-up -> label median {statistics.median(waits):5.0f} ms, "
         f"p90 {np.percentile(waits, 90):5.0f} ms, max {max(waits):5.0f} ms; "
-        f"{right}/{len(waits)} digits read right"
+        f"{len(waits) - len(misread)}/{len(waits)} digits read right "
+        f"(misread: {', '.join(misread) or 'none'})"
     )
 
 
@@ -254,14 +260,15 @@ def main() -> None:
             command = None if source is None else [sys.executable, "-c", source]
             with serve(command) as url:
                 page = open_page(browser, url)
-                waits, right = time_digits(page, source is not None, digits, truth)
-                changes, gaps = long_stroke(page, source is not None)
+                waits, misread = time_digits(page, source is not None, digits, truth)
+                answers, changes, gaps = long_stroke(page, source is not None)
                 sent = page.evaluate("window.timeline.bytes")
                 page.close()
-            print(f"{name:<24} {summary(waits, right)}")
+            print(f"{name:<24} {summary(waits, misread)}")
             print(
-                f"{'':<24} a 3 s stroke: the label changed {changes} times while the pen was "
-                f"down, longest gap {max(gaps):.0f} ms, median {statistics.median(gaps):.0f} ms; "
+                f"{'':<24} a {LONG_STROKE_S:.0f} s stroke: {answers} answers while the pen was "
+                f"down; the label changed {changes} times, longest gap {max(gaps):.0f} ms, "
+                f"median {statistics.median(gaps):.0f} ms; "
                 f"largest request {max(sent, default=0) / 1000:.1f} KB"
             )
         browser.close()

@@ -20,9 +20,7 @@ The visitors are threads of this process, on the same 2 cores as the server.
 
 import argparse
 import base64
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from drawn_digits import paint, pixel_strokes  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
-from live_server import serve  # noqa: E402
+from live_server import cpu_seconds, rss_mb, serve, server_pid  # noqa: E402
 from page_client import Visitor, data_url  # noqa: E402
 
 import app  # noqa: E402
@@ -212,34 +210,13 @@ def main() -> None:
     truth = [str(int(labels[i])) for i in range(count)]
     folder = Path(tempfile.mkdtemp())
     with serve() as url:
-        pid = _server_pid()
+        pid = server_pid()
         print(f"Server CPU a call, {CPU_CALLS} calls one at a time, a {app.CANVAS_SIZE} drawing:")
         server_cpu_per_call(url, pid, strokes[0], folder)
         print("Visitors drawing at once:")
         visitors_at_once(url, pid, strokes[: args.visitors], truth[: args.visitors], args.each)
         print("Memory:")
         memory_over_strokes(url, pid, strokes, args.strokes)
-
-
-def _server_pid() -> int:
-    """The `python app.py` that serve() just started: this process's child (other people's
-    servers may run on the same machine)."""
-    found = subprocess.run(
-        ["pgrep", "-n", "-P", str(os.getpid()), "-f", "app.py"], capture_output=True, text=True
-    )
-    return int(found.stdout.split()[0])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from drawn_digits import draw  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
-from live_server import serve  # noqa: E402
+from live_server import cpu_seconds, serve, server_pid  # noqa: E402
 
 from train import DATA_DIR, load_mnist  # noqa: E402
 
@@ -95,12 +94,12 @@ def main() -> None:
         for concurrency in args.concurrency:
             os.environ["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = str(concurrency)
             with serve() as url:
-                server = _server_pid()
-                cpu_before = _cpu_seconds(server), _own_cpu_seconds()
+                server = server_pid()
+                cpu_before = cpu_seconds(server), _own_cpu_seconds()
                 latencies, errors, misread, seconds = run_clients(
                     url, drawings, args.requests, options
                 )
-                server_cpu = _cpu_seconds(server) - cpu_before[0]
+                server_cpu = cpu_seconds(server) - cpu_before[0]
                 client_cpu = _own_cpu_seconds() - cpu_before[1]
             print(
                 f"  {name}, concurrency {concurrency}: {errors} errors of {total} "
@@ -110,17 +109,6 @@ def main() -> None:
                 f"CPU per request: server {server_cpu / total * 1e3:4.1f} ms, "
                 f"clients {client_cpu / total * 1e3:4.1f} ms"
             )
-
-
-def _server_pid() -> int:
-    """The newest `python app.py` process: the one serve() just started."""
-    found = subprocess.run(["pgrep", "-n", "-f", "python app.py"], capture_output=True, text=True)
-    return int(found.stdout.split()[0])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _own_cpu_seconds() -> float:

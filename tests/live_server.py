@@ -2,6 +2,7 @@
 
 The server is started exactly as a Space starts it (`python app.py`, the address from
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT) and is always stopped, even when a test fails.
+Benchmarks read its CPU time and memory from /proc (Linux).
 """
 
 import contextlib
@@ -62,3 +63,24 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.25)
     raise TimeoutError(f"the server did not answer at {url} within {START_TIMEOUT_S} s")
+
+
+def server_pid() -> int:
+    """The process id of the server serve() started: this process's newest child (other
+    people's servers may run on the same machine)."""
+    found = subprocess.run(["pgrep", "-n", "-P", str(os.getpid())], capture_output=True, text=True)
+    return int(found.stdout.split()[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, user and system, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident memory (RSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
