@@ -79,14 +79,15 @@ def draw_stroke(visitor: Visitor, frames: list[str], explain: bool = True) -> tu
             break
         due = min(int((now - start) / SEND_EVERY_S), len(frames) - 1)
         if due > sent:
-            _check(visitor.send(frames[due], pen_up=False))
+            visitor.fetch_pictures(_check(visitor.send(frames[due], pen_up=False)))
             sent = due
         else:
             time.sleep(min(SEND_EVERY_S, pen_up_at - now) / 4)
     answer = _check(visitor.send(frames[-1], pen_up=True))
     waited = time.perf_counter() - max(pen_up_at, start)
+    visitor.fetch_pictures(answer)
     if explain:
-        _check(visitor.explain())
+        visitor.fetch_pictures(_check(visitor.explain()))
     return waited, answer
 
 
@@ -106,12 +107,14 @@ def server_cpu_per_call(url: str, pid: int, frames: list[str], folder: Path) -> 
     Image.open(BytesIO(base64.b64decode(frames[-1].split(",", 1)[1]))).save(png)
     client = Client(url, verbose=False, ssl_verify=False)
     sketch = {"background": None, "layers": [], "composite": handle_file(str(png))}
-    calls = {
-        "live update (canvas event, data URL)": lambda i: visitor.send(frames[i % 30], False),
+    calls = {  # each with the pictures of its answer downloaded, as the page and a program do
+        "live update (canvas event, data URL)": lambda i: visitor.fetch_pictures(
+            visitor.send(frames[i % len(frames)], False)
+        ),
         "/predict (gradio_client, Sketchpad value)": lambda i: client.predict(
             sketch, api_name="/predict"
         ),
-        "explanation at pen-up (State change)": lambda i: visitor.explain(),
+        "explanation at pen-up (State change)": lambda i: visitor.fetch_pictures(visitor.explain()),
     }
     visitor.send(frames[-1], True)  # a picture for the explanation
     for name, call in calls.items():
@@ -179,9 +182,9 @@ def memory_over_strokes(url: str, pid: int, strokes: list[list[str]], total: int
                 if done[0] == MEMORY_CHECKPOINT:
                     at_checkpoint.append(rss_mb(pid))
             for frame in short[:-1]:
-                _check(visitor.send(frame, pen_up=False))
-            _check(visitor.send(short[-1], pen_up=True))
-            _check(visitor.explain())
+                visitor.fetch_pictures(_check(visitor.send(frame, pen_up=False)))
+            visitor.fetch_pictures(_check(visitor.send(short[-1], pen_up=True)))
+            visitor.fetch_pictures(_check(visitor.explain()))
         visitor.close()
 
     began = time.perf_counter()

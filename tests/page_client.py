@@ -65,8 +65,9 @@ class Visitor:
                     return message
         raise RuntimeError(f"the stream ended before event {event_id} completed")
 
-    def send(self, png: str | object, pen_up: bool) -> dict:
-        """The canvas's picture, as sketchpad.js sends it (or any value, as `png`)."""
+    def send(self, png: object, pen_up: bool) -> dict:
+        """The canvas's picture, as sketchpad.js sends it (`png` a PNG data URL, or anything
+        else, to see what a malformed one gets)."""
         return self.call(self.canvas_fn, [{"png": png, "pen_up": pen_up}])
 
     def send_value(self, value: object) -> dict:
@@ -76,6 +77,13 @@ class Visitor:
     def explain(self) -> dict:
         """What the page asks once a picture at pen-up has been read (its State changed)."""
         return self.call(self.explain_fn, [None, 1])  # the State is the server's: sent empty
+
+    def fetch_pictures(self, message: dict) -> int:
+        """Download the pictures an answer points to, as the page shows them; their count."""
+        urls = [v["url"] for v in message["output"]["data"] if isinstance(v, dict) and v.get("url")]
+        for url in urls:
+            self.http.get(url).raise_for_status()
+        return len(urls)
 
     def close(self) -> None:
         self.http.close()

@@ -44,7 +44,6 @@ ZERO = [
     ]
 ]
 FOUR = [[(0.55, 0.15), (0.25, 0.6), (0.75, 0.6)], [(0.6, 0.35), (0.6, 0.9)]]
-ONE = [[(0.5, 0.15), (0.5, 0.85)]]
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +243,38 @@ def test_undo_replays_the_strokes_left(browser, url):
 
     draw_with_mouse(page, FOUR)
     assert wait_for_label(page, "4") == "4"
+    assert outside == []
+    context.close()
+
+
+def test_the_drawing_stays_across_tabs_and_a_photo_reads_in_upload(
+    browser, url, mnist_test, tmp_path
+):
+    """Draw a 7, read a photo of a real MNIST digit in the Upload tab, come back to Draw: the
+    7 is still on the canvas (redrawn at its size), and Undo still takes it away."""
+    context = browser.new_context(viewport=DESKTOP)
+    page, outside = open_app(context, url)
+    draw_with_mouse(page, SEVEN)
+    assert wait_for_label(page, "7") == "7"
+    left, top, side = drawing_area(page)
+    seven_ink = (left + 0.5 * side, top + 0.2 * side)
+
+    images, labels = mnist_test
+    photo = tmp_path / "digit.png"
+    Image.fromarray(255 - images[1].numpy()).resize((200, 200), Image.BILINEAR).save(photo)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload input[type=file]").set_input_files(str(photo))
+    assert wait_for_label(page, str(int(labels[1]))) == str(int(labels[1]))
+
+    page.get_by_role("tab", name="Draw").click()
+    page.wait_for_selector(CANVAS)
+    page.wait_for_function(  # shown again at its size
+        "() => document.querySelector('#sketchpad canvas').clientWidth > 100"
+    )
+    assert ink_at(page, *seven_ink)
+    page.locator("#sketchpad button[aria-label='Undo']").click()
+    assert wait_for_label(page, app.HINT) == app.HINT
+    assert canvas_is_blank(page)
     assert outside == []
     context.close()
 
