@@ -278,9 +278,9 @@ CSS = """
   user-select: none; -webkit-user-select: none; cursor: crosshair; background: #fff;
   box-shadow: 0 0 0 1px var(--border-color-primary); border-radius: var(--radius-sm); }
 #sketchpad .html-container { padding: 0; }
-#sketchpad .tools { display: flex; gap: 8px; margin-top: 8px; }
-#sketchpad .tools button { padding: 4px 14px; border-radius: var(--radius-sm); font-weight: normal;
-  font-size: var(--button-medium-text-size);
+#sketchpad .tools { display: flex; align-items: center; gap: 8px; margin-top: 8px; }
+#sketchpad .tools button { margin: 0; padding: 4px 14px; border-radius: var(--radius-sm);
+  font-weight: normal; font-size: var(--button-medium-text-size);
   border: 1px solid var(--border-color-primary);
   background: var(--button-secondary-background-fill); color: var(--button-secondary-text-color); }
 #model-input img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
