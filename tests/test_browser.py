@@ -302,6 +302,12 @@ def test_write_a_number_with_a_mouse(browser, url):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 10_000
+
+    top = "#top-classes .output-class"  # inside the model: the first digit, then the second
+    page.wait_for_function("s => document.querySelector(s)?.innerText === '7'", arg=top)
+    page.locator("#which-digit input").fill("2")
+    page.locator("#which-digit input").press("Enter")
+    page.wait_for_function("s => document.querySelector(s)?.innerText === '4'", arg=top)
     assert outside == []
     context.close()
 
