@@ -1,6 +1,7 @@
 """The live canvas under load: simulated visitors drawing at once, as the page sends.
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/live_load.py [--visitors 16] [--strokes 2000]
+        [--parts cpu visitors memory]
 
 Starts `python app.py`, then, each part on the same server:
 
@@ -13,7 +14,8 @@ Starts `python app.py`, then, each part on the same server:
    final picture, then the explanation the page asks for. Reports errors, pen-up to label
    p50/p90 (pen-up to the answer for the final picture), and the server's RSS.
 3. Memory: 4 visitors draw `--strokes` short strokes in all (two live pictures, the pen-up
-   picture and its explanation); the server's RSS after 100 strokes and at the end.
+   picture and its explanation), each of another digit; the server's RSS after 100 strokes
+   and at the end.
 
 The visitors are threads of this process, on the same 2 cores as the server.
 """
@@ -46,6 +48,7 @@ SEND_EVERY_S = app.SEND_EVERY_MS / 1000
 STROKE_S = 3.0  # a long stroke: 30 pictures, then pen-up
 CPU_CALLS = 100  # calls timed for the server's CPU, each kind
 MEMORY_VISITORS = 4
+PARTS = ("cpu", "visitors", "memory")
 MEMORY_CHECKPOINT = 100  # strokes: RSS here, and at the end
 DIGIT_HEIGHT = 200  # picture pixels, on the 560x280 canvas
 
@@ -168,35 +171,39 @@ def visitors_at_once(url: str, pid: int, strokes: list[list[str]], labels: list[
     )
 
 
-def memory_over_strokes(url: str, pid: int, strokes: list[list[str]], total: int) -> None:
+def memory_over_strokes(url: str, pid: int, digits: np.ndarray, total: int) -> None:
+    """`total` short strokes, each of another MNIST test digit (so that every answer's
+    picture of what the model saw is a new file, as with real visitors): the server's RSS
+    after MEMORY_CHECKPOINT strokes and at the end."""
     done, lock, at_checkpoint = [0], threading.Lock(), []
 
-    def visit(frames: list[str]) -> None:
+    def visit() -> None:
         visitor = Visitor(url)
-        short = [frames[len(frames) // 3], frames[2 * len(frames) // 3], frames[-1]]
         while True:
             with lock:
                 if done[0] >= total:
                     break
                 done[0] += 1
-                if done[0] == MEMORY_CHECKPOINT:
+                stroke = done[0]
+                if stroke == MEMORY_CHECKPOINT:
                     at_checkpoint.append(rss_mb(pid))
-            for frame in short[:-1]:
+            *drawing, lifted = stroke_frames(digits[stroke % len(digits)], 3)
+            for frame in drawing:
                 visitor.fetch_pictures(_check(visitor.send(frame, pen_up=False)))
-            visitor.fetch_pictures(_check(visitor.send(short[-1], pen_up=True)))
+            visitor.fetch_pictures(_check(visitor.send(lifted, pen_up=True)))
             visitor.fetch_pictures(_check(visitor.explain()))
         visitor.close()
 
     began = time.perf_counter()
-    threads = [threading.Thread(target=visit, args=(s,)) for s in strokes[:MEMORY_VISITORS]]
+    threads = [threading.Thread(target=visit) for _ in range(MEMORY_VISITORS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     print(
-        f"  {total} strokes by {MEMORY_VISITORS} visitors ({time.perf_counter() - began:.0f} s): "
-        f"server RSS after {MEMORY_CHECKPOINT} strokes {at_checkpoint[0]:.0f} MB, "
-        f"after {total} {rss_mb(pid):.0f} MB"
+        f"  {total} strokes by {MEMORY_VISITORS} visitors, each a different digit "
+        f"({time.perf_counter() - began:.0f} s): server RSS after {MEMORY_CHECKPOINT} strokes "
+        f"{at_checkpoint[0]:.0f} MB, after {total} {rss_mb(pid):.0f} MB"
     )
 
 
@@ -205,21 +212,25 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=16)
     parser.add_argument("--each", type=int, default=3, help="strokes each visitor draws at once")
     parser.add_argument("--strokes", type=int, default=2000, help="strokes for the memory part")
+    parser.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
     args = parser.parse_args()
     images, labels = load_mnist(DATA_DIR, train=False)
     frames = round(STROKE_S / SEND_EVERY_S)
-    count = max(args.visitors, MEMORY_VISITORS)
-    strokes = [stroke_frames(images[i].numpy(), frames) for i in range(count)]
-    truth = [str(int(labels[i])) for i in range(count)]
-    folder = Path(tempfile.mkdtemp())
+    strokes = [stroke_frames(images[i].numpy(), frames) for i in range(args.visitors)]
+    truth = [str(int(labels[i])) for i in range(args.visitors)]
     with serve() as url:
         pid = server_pid()
-        print(f"Server CPU a call, {CPU_CALLS} calls one at a time, a {app.CANVAS_SIZE} drawing:")
-        server_cpu_per_call(url, pid, strokes[0], folder)
-        print("Visitors drawing at once:")
-        visitors_at_once(url, pid, strokes[: args.visitors], truth[: args.visitors], args.each)
-        print("Memory:")
-        memory_over_strokes(url, pid, strokes, args.strokes)
+        if "cpu" in args.parts:
+            print(
+                f"Server CPU a call, {CPU_CALLS} calls one at a time, a {app.CANVAS_SIZE} drawing:"
+            )
+            server_cpu_per_call(url, pid, strokes[0], Path(tempfile.mkdtemp()))
+        if "visitors" in args.parts:
+            print("Visitors drawing at once:")
+            visitors_at_once(url, pid, strokes, truth, args.each)
+        if "memory" in args.parts:
+            print("Memory:")
+            memory_over_strokes(url, pid, images.numpy(), args.strokes)
 
 
 if __name__ == "__main__":
