@@ -26,6 +26,7 @@ import torch
 from PIL import Image, ImageOps
 from scipy import ndimage
 
+import photo
 from model import DIGIT_BOX, IMAGE_SIZE
 
 MNIST_CENTRE = 14.0  # where MNIST's centres of mass sit (row and column; measured on the test set)
@@ -47,6 +48,8 @@ RIDGE = 1e-6  # keeps the lighting fit solvable when the paper is one row or one
 PAPER_FIT_ROUNDS = 3  # fit the paper, drop the ink below it, fit again...
 PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink, not paper
 FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
+FLAT_SHADE = 0.5 / 255  # a canvas's background is one shade exactly (of 256)...
+FLAT_SHARE = 0.5  # ...over at least half of the picture; anything else is read as a photo
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
@@ -242,12 +245,22 @@ def _standard_mode(image: Image.Image) -> Image.Image:
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1], white on black; paper, uneven light and faint noise at 0."""
+    """Ink strength in [0, 1], white on black; paper, uneven light and faint noise at 0.
+
+    A clean canvas (one flat background shade) is read directly; anything else is a photo
+    or a scan, read by photo.ink. Raises ImageError, with what to do, for a photo in which
+    no sheet of paper or no ink can be found.
+    """
+    if not _flat_background(gray):
+        found = photo.ink(gray)
+        if found is None:
+            raise ImageError(photo.PHOTO_HINT)
+        return found
     step = _sample_step(gray.shape)
     darkest, paper, lightest = np.percentile(gray[::step, ::step], [1, 50, 99])
     if lightest - paper > paper - darkest:  # most of a picture is paper: ink is the far side
         gray, darkest, paper, lightest = 1 - gray, 1 - lightest, 1 - paper, 1 - darkest
-    if lightest - paper > FLAT_PAPER:  # uneven light (a photo): fit it; a canvas is flat
+    if lightest - paper > FLAT_PAPER:  # uneven light: fit it
         paper = _paper(gray)
     ink = np.clip(paper - gray, 0, None)
     peak = ink.max(initial=0)
@@ -256,6 +269,14 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     ink /= peak
     ink[ink < NOISE_LEVEL] = 0
     return ink
+
+
+def _flat_background(gray: np.ndarray) -> bool:
+    """Whether most of the picture is one shade, as on a canvas or a computer's drawing
+    (a photo's paper always has some grain, light falloff or JPEG noise)."""
+    step = _sample_step(gray.shape)
+    sample = gray[::step, ::step]
+    return np.mean(np.abs(sample - np.median(sample)) <= FLAT_SHADE) >= FLAT_SHARE
 
 
 def _paper(gray: np.ndarray) -> np.ndarray:

@@ -1,0 +1,143 @@
+"""The ink in a photo or scan of a sheet of paper: find the sheet, then the ink on it.
+
+A canvas has a flat background and needs none of this (preprocess reads it directly). A
+photo has a desk around the sheet, light that falls off towards the corners, the phone's
+hard-edged shadow across part of it, ruled or squared lines, blur, noise and JPEG. So, on
+the grayscale picture (at preprocess's working size, 256 to 511 pixels a side):
+
+    polarity: dark ink on light paper unless thin light marks clearly outnumber thin dark ones
+    -> the sheet: the largest bright region, holes filled (a desk or fingers around it are not read)
+    -> the paper under every pixel: a grey closing wider than any stroke, which follows a
+       shadow's edge and the sheet's edge exactly (a step is not a stroke)
+    -> ink contrast, 1 - picture / paper (a shadow dims ink and paper alike)
+    -> ink: hysteresis thresholds set from the paper's own noise (Canny, 1986)
+    -> ruled or squared lines removed: long straight runs that repeat across the sheet
+
+`ink` returns None when there is no sheet or no ink; PHOTO_HINT says what to do then.
+"""
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import apply_hysteresis_threshold
+
+PHOTO_HINT = "Photograph the digit on plain paper, filling most of the picture."
+SMOOTHING = 0.7  # pixels (Gaussian sigma): takes the edge off sensor noise and JPEG blocks
+THIN = 5  # pixels: a thin-mark detector's window, for deciding which way the ink goes
+LIGHT_INK_MARGIN = 2.0  # light ink only when its thin marks are this many times the dark ones'
+SHEET_LEVEL = 0.4  # paper is at least this bright, as a share of the brightest paper; a desk,
+# a table or a hand in shadow is darker. A phone's shadow on paper keeps about half the light.
+SHEET_SHARE = 0.15  # a sheet smaller than this share of the picture is not one to read
+SHEET_EDGE = 2  # pixels of the sheet's edge not read: the blurred step into the desk
+PAPER_WINDOW = 0.2  # the closing's width, as a share of the shorter side: wider than strokes
+NOISE_SIGMAS = (3.0, 6.0)  # low and high thresholds, in robust standard deviations of paper
+MIN_CONTRAST = (0.04, 0.1)  # ...and never below these contrasts: flat paper still has grain
+LINE_LENGTH = 0.3  # a straight run this long (share of the sheet's width or height) is a line
+LINE_SLACK = 3  # pixels: a line may wander this much across its length (a tilted photo)
+LINES_ON_PAPER = 3  # ruled paper has many lines; a lone long stroke is part of a digit...
+LONE_LINE = 0.85  # ...unless it spans the sheet (a margin line)
+INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept
+DIGIT_SHARE = 0.04  # the ink of a digit spans at least this share of the picture's longer side
+
+
+def ink(gray: np.ndarray) -> np.ndarray | None:
+    """Ink strength in [0, 1], white on black, of an H x W photo of a sheet (float, 0-1),
+    or None when no sheet of paper, or no ink on it, can be found."""
+    smooth = ndimage.gaussian_filter(gray, SMOOTHING)
+    if _light_ink(smooth):
+        smooth = 1 - smooth
+    sheet = _sheet(smooth)
+    if sheet is None:
+        return None
+    paper = ndimage.grey_closing(smooth, size=_paper_window(gray.shape))
+    contrast = np.where(sheet, 1 - smooth / np.maximum(paper, 1e-3), 0).astype(np.float32)
+    found = _threshold(contrast, sheet)
+    found &= ~_ruled_lines(found, contrast, sheet)
+    if not _has_a_digit(found):
+        return None
+    strength = np.where(found, contrast, 0)
+    return strength / strength.max()
+
+
+def _light_ink(smooth: np.ndarray) -> bool:
+    """Whether the ink is lighter than the paper (chalk on a board, a negative): thin light
+    marks clearly outnumber thin dark ones. Thin is narrower than THIN pixels, so the paper
+    inside a loop, wider than a stroke, does not count as a light mark."""
+    dark = ndimage.grey_closing(smooth, size=THIN) - smooth
+    light = smooth - ndimage.grey_opening(smooth, size=THIN)
+    level = max(MIN_CONTRAST[1], 6 * _robust_sigma(dark.ravel()))
+    return (light > level).sum() > LIGHT_INK_MARGIN * max((dark > level).sum(), 1)
+
+
+def _sheet(smooth: np.ndarray) -> np.ndarray | None:
+    """The sheet of paper: the largest region at least SHEET_LEVEL as bright as the
+    brightest paper, with what lies on it (the ink) filled in, less its blurred edge; None
+    when no region is big enough to be the sheet."""
+    bright = smooth >= SHEET_LEVEL * np.percentile(smooth, 95)
+    regions, count = ndimage.label(bright)
+    if count == 0:
+        return None
+    sizes = np.bincount(regions.ravel())[1:]
+    sheet = ndimage.binary_fill_holes(regions == sizes.argmax() + 1)
+    if sheet.mean() < SHEET_SHARE:
+        return None
+    return ndimage.minimum_filter(sheet, 2 * SHEET_EDGE + 1, mode="nearest")
+
+
+def _paper_window(shape: tuple[int, int]) -> int:
+    return max(THIN + 2, round(PAPER_WINDOW * min(shape)))
+
+
+def _threshold(contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
+    """Ink: contrast above the high threshold, and what joins it above the low one
+    (hysteresis), both set well above the paper's own noise."""
+    values = contrast[sheet]
+    centre, sigma = np.median(values), _robust_sigma(values)
+    low, high = (
+        centre + max(n * sigma, least)
+        for n, least in zip(NOISE_SIGMAS, MIN_CONTRAST, strict=True)
+    )
+    return apply_hysteresis_threshold(contrast, low, high)
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    """The standard deviation of the bulk of the values (1.4826 x the median absolute
+    deviation), unmoved by the few that are ink."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
+    """Pixels of ruled or squared lines: straight runs LINE_LENGTH of the sheet long,
+    along rows or columns (give or take LINE_SLACK), when several repeat across the sheet
+    or one spans it; ink crossing a line, much darker than the line, is not one."""
+    rows, cols = np.nonzero(sheet.any(axis=1))[0], np.nonzero(sheet.any(axis=0))[0]
+    if rows.size == 0:
+        return np.zeros_like(found)
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    lines = np.zeros_like(found)
+    for along, span in ((1, width), (0, height)):  # rows (ruled), then columns (squared)
+        # A binary opening by a straight segment, as 1-d min and max filters (fast), of the
+        # ink widened across the segment so that a slightly tilted line still holds it.
+        thick = ndimage.maximum_filter1d(found, 2 * LINE_SLACK + 1, axis=1 - along)
+        length = max(2, round(LINE_LENGTH * span))
+        opened = ndimage.maximum_filter1d(
+            ndimage.minimum_filter1d(thick, length, axis=along), length, axis=along
+        )
+        runs = opened & found
+        labels, count = ndimage.label(runs, np.ones((3, 3), dtype=bool))
+        if count == 0:
+            continue
+        extents = [s[along].stop - s[along].start for s in ndimage.find_objects(labels)]
+        if count >= LINES_ON_PAPER or max(extents) >= LONE_LINE * span:
+            lines |= runs
+    if lines.any():
+        lines &= contrast < INK_OVER_LINE * np.median(contrast[lines])
+    return lines
+
+
+def _has_a_digit(found: np.ndarray) -> bool:
+    """Whether any piece of ink is big enough to be a digit (a speck is not)."""
+    labels, count = ndimage.label(found, np.ones((3, 3), dtype=bool))
+    least = DIGIT_SHARE * max(found.shape)
+    return any(
+        max(r.stop - r.start, c.stop - c.start) >= least for r, c in ndimage.find_objects(labels)
+    )
