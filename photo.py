@@ -5,7 +5,7 @@ photo has a desk around the sheet, light that falls off towards the corners, the
 hard-edged shadow across part of it, ruled or squared lines, blur, noise and JPEG. So, on
 the grayscale picture (at preprocess's working size, 256 to 511 pixels a side):
 
-    polarity: dark ink on light paper unless thin light marks clearly outnumber thin dark ones
+    polarity: dark ink on light paper, unless thin light marks clearly outnumber thin dark ones
     -> the sheet: the largest bright region, holes filled (a desk or fingers around it are not read)
     -> the paper under every pixel: a grey closing wider than any stroke, which follows a
        shadow's edge and the sheet's edge exactly (a step is not a stroke)
@@ -22,8 +22,9 @@ from skimage.filters import apply_hysteresis_threshold
 
 PHOTO_HINT = "Photograph the digit on plain paper, filling most of the picture."
 SMOOTHING = 0.7  # pixels (Gaussian sigma): takes the edge off sensor noise and JPEG blocks
-THIN = 5  # pixels: a thin-mark detector's window, for deciding which way the ink goes
-LIGHT_INK_MARGIN = 2.0  # light ink only when its thin marks are this many times the dark ones'
+THIN = 7  # pixels: a stroke narrower than this is thin, for deciding which way the ink goes
+LIGHT_INK_MARGIN = 2.0  # light ink only when its thin marks are this many times the dark ones,
+LIGHT_INK_LEAST = 0.001  # and cover this share of the picture (a thick pen's are too few)
 SHEET_LEVEL = 0.4  # paper is at least this bright, as a share of the brightest paper; a desk,
 # a table or a hand in shadow is darker. A phone's shadow on paper keeps about half the light.
 SHEET_SHARE = 0.15  # a sheet smaller than this share of the picture is not one to read
@@ -31,9 +32,10 @@ SHEET_EDGE = 2  # pixels of the sheet's edge not read: the blurred step into the
 PAPER_WINDOW = 0.2  # the closing's width, as a share of the shorter side: wider than strokes
 NOISE_SIGMAS = (3.0, 6.0)  # low and high thresholds, in robust standard deviations of paper
 MIN_CONTRAST = (0.04, 0.1)  # ...and never below these contrasts: flat paper still has grain
-LINE_LENGTH = 0.3  # a straight run this long (share of the sheet's width or height) is a line
+LINE_LENGTH = 0.5  # a straight run this long (share of the sheet's width or height)...
+LINE_WIDTH = 3.0  # ...and at most this many pixels thick on average is a printed line
 LINE_SLACK = 3  # pixels: a line may wander this much across its length (a tilted photo)
-LINES_ON_PAPER = 3  # ruled paper has many lines; a lone long stroke is part of a digit...
+LINES_ON_PAPER = 2  # ruled paper has many lines; a lone long stroke is part of a digit...
 LONE_LINE = 0.85  # ...unless it spans the sheet (a margin line)
 INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept
 DIGIT_SHARE = 0.04  # the ink of a digit spans at least this share of the picture's longer side
@@ -48,7 +50,7 @@ def ink(gray: np.ndarray) -> np.ndarray | None:
     sheet = _sheet(smooth)
     if sheet is None:
         return None
-    paper = ndimage.grey_closing(smooth, size=_paper_window(gray.shape))
+    paper = _paper(smooth)
     contrast = np.where(sheet, 1 - smooth / np.maximum(paper, 1e-3), 0).astype(np.float32)
     found = _threshold(contrast, sheet)
     found &= ~_ruled_lines(found, contrast, sheet)
@@ -60,12 +62,14 @@ def ink(gray: np.ndarray) -> np.ndarray | None:
 
 def _light_ink(smooth: np.ndarray) -> bool:
     """Whether the ink is lighter than the paper (chalk on a board, a negative): thin light
-    marks clearly outnumber thin dark ones. Thin is narrower than THIN pixels, so the paper
-    inside a loop, wider than a stroke, does not count as a light mark."""
+    marks clearly outnumber thin dark ones, and are not a few specks. Thin is narrower
+    than THIN pixels: the paper inside a loop, a sheet's corner against a dark desk and
+    the light's slow changes are wider, and do not count."""
     dark = ndimage.grey_closing(smooth, size=THIN) - smooth
     light = smooth - ndimage.grey_opening(smooth, size=THIN)
-    level = max(MIN_CONTRAST[1], 6 * _robust_sigma(dark.ravel()))
-    return (light > level).sum() > LIGHT_INK_MARGIN * max((dark > level).sum(), 1)
+    level = max(MIN_CONTRAST[1], NOISE_SIGMAS[1] * _robust_sigma(dark.ravel()))
+    light, dark = (light > level).sum(), (dark > level).sum()
+    return light > max(LIGHT_INK_MARGIN * dark, LIGHT_INK_LEAST * smooth.size)
 
 
 def _sheet(smooth: np.ndarray) -> np.ndarray | None:
@@ -83,8 +87,15 @@ def _sheet(smooth: np.ndarray) -> np.ndarray | None:
     return ndimage.minimum_filter(sheet, 2 * SHEET_EDGE + 1, mode="nearest")
 
 
-def _paper_window(shape: tuple[int, int]) -> int:
-    return max(THIN + 2, round(PAPER_WINDOW * min(shape)))
+def _paper(smooth: np.ndarray) -> np.ndarray:
+    """The paper's brightness under every pixel: a grey closing (a dilation, then an
+    erosion) by a square wider than any stroke, which lifts the strokes to the paper around
+    them and keeps any wider change of light, a shadow's or the sheet's edge included.
+    The picture is first extended by its edge values: mirrored instead, a corner where the
+    light falls off would be a dark valley, and filled."""
+    window = max(3, round(PAPER_WINDOW * min(smooth.shape)))
+    padded = np.pad(smooth, window, mode="edge")
+    return ndimage.grey_closing(padded, size=window)[window:-window, window:-window]
 
 
 def _threshold(contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
@@ -93,8 +104,7 @@ def _threshold(contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
     values = contrast[sheet]
     centre, sigma = np.median(values), _robust_sigma(values)
     low, high = (
-        centre + max(n * sigma, least)
-        for n, least in zip(NOISE_SIGMAS, MIN_CONTRAST, strict=True)
+        centre + max(n * sigma, least) for n, least in zip(NOISE_SIGMAS, MIN_CONTRAST, strict=True)
     )
     return apply_hysteresis_threshold(contrast, low, high)
 
@@ -106,7 +116,7 @@ def _robust_sigma(values: np.ndarray) -> float:
 
 
 def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
-    """Pixels of ruled or squared lines: straight runs LINE_LENGTH of the sheet long,
+    """Pixels of ruled or squared lines: thin straight runs over LINE_LENGTH of the sheet,
     along rows or columns (give or take LINE_SLACK), when several repeat across the sheet
     or one spans it; ink crossing a line, much darker than the line, is not one."""
     rows, cols = np.nonzero(sheet.any(axis=1))[0], np.nonzero(sheet.any(axis=0))[0]
@@ -122,13 +132,14 @@ def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> 
         opened = ndimage.maximum_filter1d(
             ndimage.minimum_filter1d(thick, length, axis=along), length, axis=along
         )
-        runs = opened & found
-        labels, count = ndimage.label(runs, np.ones((3, 3), dtype=bool))
+        runs, count = ndimage.label(opened & found, np.ones((3, 3), dtype=bool))
         if count == 0:
             continue
-        extents = [s[along].stop - s[along].start for s in ndimage.find_objects(labels)]
-        if count >= LINES_ON_PAPER or max(extents) >= LONE_LINE * span:
-            lines |= runs
+        extents = np.array([s[along].stop - s[along].start for s in ndimage.find_objects(runs)])
+        areas = np.bincount(runs.ravel())[1:]
+        thin = areas <= LINE_WIDTH * extents  # a stroke of a digit is thicker, or shorter
+        if thin.sum() >= LINES_ON_PAPER or (extents[thin] >= LONE_LINE * span).any():
+            lines |= np.isin(runs, np.flatnonzero(thin) + 1)
     if lines.any():
         lines &= contrast < INK_OVER_LINE * np.median(contrast[lines])
     return lines

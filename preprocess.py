@@ -19,7 +19,9 @@ This is the only module that touches pixels on the way in; the input contract it
 """
 
 import warnings
-from typing import NamedTuple
+from math import ceil
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ from model import DIGIT_BOX, IMAGE_SIZE
 MNIST_CENTRE = 14.0  # where MNIST's centres of mass sit (row and column; measured on the test set)
 WORK_SIDE = 256  # bigger pictures are shrunk towards this first: a 20 px digit needs no more
 MAX_PIXELS = 100_000_000  # a larger file is refused before it is decoded (10,000 x 10,000 is fine)
+DRAFT_SIDE = 2 * WORK_SIDE  # a big JPEG is decoded at a reduced scale, no smaller than this
+DECODED_SCALE = "decoded_scale"  # Image.info key: file pixels per decoded pixel (x, y)
 MIN_CONTRAST = 0.1  # darkest ink vs paper, on a 0-1 scale; below it the picture is blank
 NOISE_LEVEL = (
     0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
@@ -67,23 +71,60 @@ class ImageError(ValueError):
     """The input is not a picture we can read; the message is meant for the visitor."""
 
 
-def read_image(path: str) -> Image.Image:
-    """Decode an image file, upright (EXIF orientation applied), or raise ImageError."""
+def read_image(path: str | Path | BinaryIO) -> Image.Image:
+    """Decode an image file, upright (EXIF orientation applied), or raise ImageError.
+
+    A JPEG much bigger than the working size (a phone's photo) is decoded at 1/2, 1/4 or
+    1/8 of its size (libjpeg's DCT scaling, PIL's draft mode): several times faster, and
+    nothing is lost, since it is shrunk to the working size anyway. Such a picture carries
+    its scale in `info[DECODED_SCALE]`, so that boxes can be given in the file's pixels
+    (`in_file_pixels`).
+    """
     too_big = f"That image is too big: please send one under {MAX_PIXELS // 1_000_000} megapixels."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
             with Image.open(path) as image:
-                if image.size[0] * image.size[1] > MAX_PIXELS:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
                     raise ImageError(too_big)
+                if image.format == "JPEG" and max(width, height) > 2 * DRAFT_SIDE:
+                    shrink = max(width, height) / DRAFT_SIDE  # draft keeps at least this size
+                    image.draft(image.mode, (ceil(width / shrink), ceil(height / shrink)))
                 image.load()
-                return ImageOps.exif_transpose(image)
+                scale = (width / image.size[0], height / image.size[1])
+                upright = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise ImageError(too_big) from None
     except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
         raise ImageError(UNREADABLE) from None
+    if scale != (1, 1):
+        turned = upright.size != image.size
+        upright.info[DECODED_SCALE] = scale[::-1] if turned else scale
+    return upright
+
+
+def in_file_pixels(found: list["Glyph"], image: np.ndarray | Image.Image) -> list["Glyph"]:
+    """The glyphs with their boxes in the file's pixels, for a picture that read_image
+    decoded at a reduced scale (the same glyphs otherwise)."""
+    info = image.info if isinstance(image, Image.Image) else {}
+    if DECODED_SCALE not in info:
+        return found
+    sx, sy = info[DECODED_SCALE]
+    width, height = round(image.size[0] * sx), round(image.size[1] * sy)
+    return [
+        g._replace(
+            box=(
+                round(g.box[0] * sx),
+                round(g.box[1] * sy),
+                min(round(g.box[2] * sx), width),
+                min(round(g.box[3] * sy), height),
+            )
+        )
+        for g in found
+    ]
 
 
 def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
