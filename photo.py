@@ -31,10 +31,12 @@ SHEET_SHARE = 0.15  # a sheet smaller than this share of the picture is not one 
 SHEET_EDGE = 2  # pixels of the sheet's edge not read: the blurred step into the desk
 PAPER_WINDOW = 0.2  # the closing's width, as a share of the shorter side: wider than strokes
 NOISE_SIGMAS = (3.0, 6.0)  # low and high thresholds, in robust standard deviations of paper
-MIN_CONTRAST = (0.04, 0.1)  # ...and never below these contrasts: flat paper still has grain
+MIN_CONTRAST = (0.04, 0.1)  # ...and never below these contrasts: flat paper still has grain,
+INK_SHARES = (0.2, 0.4)  # nor these shares of the darkest ink's (printed lines are fainter)
 LINE_LENGTH = 0.5  # a straight run this long (share of the sheet's width or height)...
 LINE_WIDTH = 3.0  # ...and at most this many pixels thick on average is a printed line
 LINE_SLACK = 3  # pixels: a line may wander this much across its length (a tilted photo)
+LINE_GAP = 4  # pixels: a faint line's breaks, bridged
 LINES_ON_PAPER = 2  # ruled paper has many lines; a lone long stroke is part of a digit...
 LONE_LINE = 0.85  # ...unless it spans the sheet (a margin line)
 INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept
@@ -100,11 +102,12 @@ def _paper(smooth: np.ndarray) -> np.ndarray:
 
 def _threshold(contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
     """Ink: contrast above the high threshold, and what joins it above the low one
-    (hysteresis), both set well above the paper's own noise."""
+    (hysteresis), both well above the paper's own noise and not far below the darkest ink."""
     values = contrast[sheet]
-    centre, sigma = np.median(values), _robust_sigma(values)
+    centre, sigma, peak = np.median(values), _robust_sigma(values), values.max(initial=0)
     low, high = (
-        centre + max(n * sigma, least) for n, least in zip(NOISE_SIGMAS, MIN_CONTRAST, strict=True)
+        centre + max(n * sigma, least, share * peak)
+        for n, least, share in zip(NOISE_SIGMAS, MIN_CONTRAST, INK_SHARES, strict=True)
     )
     return apply_hysteresis_threshold(contrast, low, high)
 
@@ -117,8 +120,8 @@ def _robust_sigma(values: np.ndarray) -> float:
 
 def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
     """Pixels of ruled or squared lines: thin straight runs over LINE_LENGTH of the sheet,
-    along rows or columns (give or take LINE_SLACK), when several repeat across the sheet
-    or one spans it; ink crossing a line, much darker than the line, is not one."""
+    along rows or columns (give or take LINE_SLACK, gaps of LINE_GAP bridged), when several
+    repeat across the sheet or one spans it; ink crossing a line, much darker, is kept."""
     rows, cols = np.nonzero(sheet.any(axis=1))[0], np.nonzero(sheet.any(axis=0))[0]
     if rows.size == 0:
         return np.zeros_like(found)
@@ -128,6 +131,7 @@ def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> 
         # A binary opening by a straight segment, as 1-d min and max filters (fast), of the
         # ink widened across the segment so that a slightly tilted line still holds it.
         thick = ndimage.maximum_filter1d(found, 2 * LINE_SLACK + 1, axis=1 - along)
+        thick = ndimage.maximum_filter1d(thick, LINE_GAP + 1, axis=along)
         length = max(2, round(LINE_LENGTH * span))
         opened = ndimage.maximum_filter1d(
             ndimage.minimum_filter1d(thick, length, axis=along), length, axis=along
@@ -136,13 +140,22 @@ def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> 
         if count == 0:
             continue
         extents = np.array([s[along].stop - s[along].start for s in ndimage.find_objects(runs)])
-        areas = np.bincount(runs.ravel())[1:]
-        thin = areas <= LINE_WIDTH * extents  # a stroke of a digit is thicker, or shorter
+        thin = _thickness(runs, count, along) <= LINE_WIDTH  # a digit's stroke is thicker
         if thin.sum() >= LINES_ON_PAPER or (extents[thin] >= LONE_LINE * span).any():
             lines |= np.isin(runs, np.flatnonzero(thin) + 1)
     if lines.any():
         lines &= contrast < INK_OVER_LINE * np.median(contrast[lines])
     return lines
+
+
+def _thickness(runs: np.ndarray, count: int, along: int) -> np.ndarray:
+    """Each labelled run's median thickness across its length, in pixels: a stroke of a
+    digit that crosses a line makes it thick only there."""
+    position = np.indices(runs.shape)[along]
+    per = np.bincount(
+        (runs * runs.shape[along] + position).ravel(), minlength=(count + 1) * runs.shape[along]
+    ).reshape(count + 1, runs.shape[along])[1:]
+    return np.array([np.median(row[row > 0]) for row in per])
 
 
 def _has_a_digit(found: np.ndarray) -> bool:

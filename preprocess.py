@@ -53,7 +53,8 @@ PAPER_FIT_ROUNDS = 3  # fit the paper, drop the ink below it, fit again...
 PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink, not paper
 FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
 FLAT_SHADE = 0.5 / 255  # a canvas's background is one shade exactly (of 256)...
-FLAT_SHARE = 0.5  # ...over at least half of the picture; anything else is read as a photo
+FLAT_SHARE = 0.5  # ...over at least half of a white or black picture,
+FLAT_COLOUR_SHARE = 0.9  # or nearly all of a coloured one; anything else is read as a photo
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
@@ -313,11 +314,16 @@ def _ink(gray: np.ndarray) -> np.ndarray:
 
 
 def _flat_background(gray: np.ndarray) -> bool:
-    """Whether most of the picture is one shade, as on a canvas or a computer's drawing
-    (a photo's paper always has some grain, light falloff or JPEG noise)."""
+    """Whether the picture is a clean canvas: most of it one shade exactly, white or black
+    (a sketchpad, a drawing program), or nearly all of it one shade of any colour. A photo's
+    paper is neither: it has grain and uneven light, and even when shrinking smooths them
+    away, a shadow or a desk is a second shade over much of it."""
     step = _sample_step(gray.shape)
     sample = gray[::step, ::step]
-    return np.mean(np.abs(sample - np.median(sample)) <= FLAT_SHADE) >= FLAT_SHARE
+    shade = np.median(sample)
+    share = np.mean(np.abs(sample - shade) <= FLAT_SHADE)
+    extreme = min(shade, 1 - shade) <= FLAT_SHADE
+    return share >= (FLAT_SHARE if extreme else FLAT_COLOUR_SHARE)
 
 
 def _paper(gray: np.ndarray) -> np.ndarray:
