@@ -5,14 +5,15 @@ in a 28x28 field with their centre of mass at the centre. A canvas or a photo re
 whole to 28x28 looks nothing like that when the digit is small, thin or off-centre, so
 every picture the app sees (sketch, upload, API call) goes through `glyphs`:
 
-    composite transparency -> grayscale -> ink white on black -> flatten uneven light
-    -> drop faint noise -> split the ink into glyphs, left to right -> for each glyph:
-    crop to its own ink -> 20 px longer side -> centre of mass at centre
+    composite transparency -> grayscale -> ink white on black (a photo: the sheet, then the
+    ink on it, photo.py) -> drop faint noise -> split the ink into glyphs, left to right
+    -> for each glyph: crop to its own ink -> 20 px longer side -> centre of mass at centre
 
 A glyph is one digit's strokes: the pieces of ink that touch, plus the pieces that overlap
 them left to right (a 5's detached top bar, a 4 drawn in two strokes, the eyes of a
 smiley) and the dots close to them. Specks are dropped. Digits that touch are one glyph.
-`to_model_input` reads the whole picture as one digit, through the same recipe.
+`to_model_input` reads the whole picture as one digit, through the same recipe. Both raise
+ImageError, with what to do, for a photo in which no sheet of paper or no ink is found.
 
 This is the only module that touches pixels on the way in; the input contract itself
 (shape, range, polarity) is stated in model.py.
@@ -46,12 +47,8 @@ DOT_REACH = 0.15  # ...that belongs to a glyph when this close to it (a share of
 SAME_GLYPH_OVERLAP = 0.5  # marks sharing this much of the narrower one's width are one glyph,
 STACKED_OVERLAP = 0.25  # and so are marks that share some width, one above the other,
 PIECE_SHARE = 0.35  # and a mark this much smaller than one whose box it touches, level with it
-SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the paper and its lighting...
+SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the background and the ink...
 SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
-RIDGE = 1e-6  # keeps the lighting fit solvable when the paper is one row or one column
-PAPER_FIT_ROUNDS = 3  # fit the paper, drop the ink below it, fit again...
-PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink, not paper
-FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
 FLAT_SHADE = 0.5 / 255  # a canvas's background is one shade exactly (of 256)...
 FLAT_SHARE = 0.5  # ...over at least half of a white or black picture,
 FLAT_COLOUR_SHARE = 0.9  # or nearly all of a coloured one; anything else is read as a photo
@@ -287,23 +284,23 @@ def _standard_mode(image: Image.Image) -> Image.Image:
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1], white on black; paper, uneven light and faint noise at 0.
+    """Ink strength in [0, 1], white on black; paper and faint noise at 0.
 
-    A clean canvas (one flat background shade) is read directly; anything else is a photo
+    A clean canvas (one flat background shade) is read directly: the ink is what differs
+    from its background, on the side most of the picture is not. Anything else is a photo
     or a scan, read by photo.ink. Raises ImageError, with what to do, for a photo in which
     no sheet of paper or no ink can be found.
     """
-    if not _flat_background(gray):
+    step = _sample_step(gray.shape)
+    sample = gray[::step, ::step]
+    darkest, paper, lightest = np.percentile(sample, [1, 50, 99])
+    if not _flat_background(sample, paper):
         found = photo.ink(gray)
         if found is None:
             raise ImageError(photo.PHOTO_HINT)
         return found
-    step = _sample_step(gray.shape)
-    darkest, paper, lightest = np.percentile(gray[::step, ::step], [1, 50, 99])
     if lightest - paper > paper - darkest:  # most of a picture is paper: ink is the far side
-        gray, darkest, paper, lightest = 1 - gray, 1 - lightest, 1 - paper, 1 - darkest
-    if lightest - paper > FLAT_PAPER:  # uneven light: fit it
-        paper = _paper(gray)
+        gray, paper = 1 - gray, 1 - paper
     ink = np.clip(paper - gray, 0, None)
     peak = ink.max(initial=0)
     if peak < MIN_CONTRAST:
@@ -313,45 +310,15 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _flat_background(gray: np.ndarray) -> bool:
-    """Whether the picture is a clean canvas: most of it one shade exactly, white or black
-    (a sketchpad, a drawing program), or nearly all of it one shade of any colour. A photo's
-    paper is neither: it has grain and uneven light, and even when shrinking smooths them
-    away, a shadow or a desk is a second shade over much of it."""
-    step = _sample_step(gray.shape)
-    sample = gray[::step, ::step]
-    shade = np.median(sample)
-    share = np.mean(np.abs(sample - shade) <= FLAT_SHADE)
-    extreme = min(shade, 1 - shade) <= FLAT_SHADE
+def _flat_background(sample: np.ndarray, median: float) -> bool:
+    """Whether a sample of the picture's pixels, whose median is given, is a clean canvas:
+    most of it one shade exactly, white or black (a sketchpad, a drawing program), or nearly
+    all of it one shade of any colour. A photo's paper is neither: it has grain and uneven
+    light, and even where shrinking smooths them away, a shadow or a desk is a second shade
+    over much of it."""
+    share = np.count_nonzero(np.abs(sample - median) <= FLAT_SHADE) / sample.size
+    extreme = min(median, 1 - median) <= FLAT_SHADE
     return share >= (FLAT_SHARE if extreme else FLAT_COLOUR_SHARE)
-
-
-def _paper(gray: np.ndarray) -> np.ndarray:
-    """The paper's brightness under every pixel, so a shadow or a lamp to one side is not ink.
-
-    A smooth quadratic surface fitted to a sample of the pixels, refitted without those
-    well below it (the ink) a few times: robust to thick strokes and strong gradients.
-    """
-    height, width = gray.shape
-    y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-    step = _sample_step(gray.shape)
-    ys, xs = np.broadcast_arrays(y[::step], x[:, ::step])
-    sample = gray[::step, ::step].ravel().astype(np.float64)
-    terms = np.stack([np.ones(xs.size), xs.ravel(), ys.ravel()], axis=1)
-    terms = np.hstack(
-        [terms, terms[:, 1:2] ** 2, terms[:, 1:2] * terms[:, 2:3], terms[:, 2:3] ** 2]
-    )
-    paper = np.ones(sample.size, dtype=bool)
-    for _ in range(PAPER_FIT_ROUNDS):
-        # Normal equations with a whisker of ridge: always solvable, and a 6x6 solve avoids
-        # LAPACK's least-squares driver, which stalls for milliseconds beside torch's threads.
-        gram = terms[paper].T @ terms[paper] + RIDGE * np.eye(terms.shape[1])
-        c = np.linalg.solve(gram, terms[paper].T @ sample[paper])
-        paper = sample - terms @ c > -PAPER_TOLERANCE
-    c = c.astype(np.float32)
-    surface = (c[0] + c[2] * y + c[5] * y * y) + (c[1] * x + c[3] * x * x) + c[4] * (y * x)
-    return np.clip(surface, sample[paper].min(initial=0), sample[paper].max(initial=1))
 
 
 def _sample_step(shape: tuple[int, ...]) -> int:
