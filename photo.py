@@ -10,8 +10,9 @@ the grayscale picture (at preprocess's working size, 256 to 511 pixels a side):
     -> the paper under every pixel: a grey closing wider than any stroke, which follows a
        shadow's edge and the sheet's edge exactly (a step is not a stroke)
     -> ink contrast, 1 - picture / paper (a shadow dims ink and paper alike)
-    -> ink: hysteresis thresholds set from the paper's own noise (Canny, 1986)
-    -> ruled or squared lines removed: long straight runs that repeat across the sheet
+    -> ink: hysteresis thresholds (Canny, 1986; scikit-image's) set from the paper's own
+       noise and the darkest ink's contrast
+    -> ruled or squared lines removed: thin straight runs that repeat across the sheet
 
 `ink` returns None when there is no sheet or no ink; PHOTO_HINT says what to do then.
 """
@@ -31,6 +32,7 @@ SHEET_SHARE = 0.15  # a sheet smaller than this share of the picture is not one 
 SHEET_EDGE = 2  # pixels of the sheet's edge not read: the blurred step into the desk
 PAPER_WINDOW = 0.2  # the closing's width, as a share of the shorter side: wider than strokes
 NOISE_SIGMAS = (3.0, 6.0)  # low and high thresholds, in robust standard deviations of paper
+NOISE_SAMPLE = 4  # every 4th pixel tells the paper's noise as well as all of them
 MIN_CONTRAST = (0.04, 0.1)  # ...and never below these contrasts: flat paper still has grain,
 INK_SHARES = (0.2, 0.4)  # nor these shares of the darkest ink's (printed lines are fainter)
 LINE_LENGTH = 0.5  # a straight run this long (share of the sheet's width or height)...
@@ -54,8 +56,11 @@ def ink(gray: np.ndarray) -> np.ndarray | None:
         return None
     paper = _paper(smooth)
     contrast = np.where(sheet, 1 - smooth / np.maximum(paper, 1e-3), 0).astype(np.float32)
-    found = _threshold(contrast, sheet)
-    found &= ~_ruled_lines(found, contrast, sheet)
+    faint, low, high = _thresholds(contrast[sheet])
+    # Printed lines are found among all the marks above the paper's noise, and taken out
+    # before the ink is followed from its darkest pixels, so that it does not run along them.
+    lines = _ruled_lines(contrast > faint, contrast, sheet)
+    found = apply_hysteresis_threshold(np.where(lines, 0, contrast), low, high)
     if not _has_a_digit(found):
         return None
     strength = np.where(found, contrast, 0)
@@ -69,7 +74,7 @@ def _light_ink(smooth: np.ndarray) -> bool:
     the light's slow changes are wider, and do not count."""
     dark = ndimage.grey_closing(smooth, size=THIN) - smooth
     light = smooth - ndimage.grey_opening(smooth, size=THIN)
-    level = max(MIN_CONTRAST[1], NOISE_SIGMAS[1] * _robust_sigma(dark.ravel()))
+    level = max(MIN_CONTRAST[1], NOISE_SIGMAS[1] * _robust_sigma(dark.ravel()[::NOISE_SAMPLE]))
     light, dark = (light > level).sum(), (dark > level).sum()
     return light > max(LIGHT_INK_MARGIN * dark, LIGHT_INK_LEAST * smooth.size)
 
@@ -100,16 +105,18 @@ def _paper(smooth: np.ndarray) -> np.ndarray:
     return ndimage.grey_closing(padded, size=window)[window:-window, window:-window]
 
 
-def _threshold(contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
-    """Ink: contrast above the high threshold, and what joins it above the low one
-    (hysteresis), both well above the paper's own noise and not far below the darkest ink."""
-    values = contrast[sheet]
-    centre, sigma, peak = np.median(values), _robust_sigma(values), values.max(initial=0)
+def _thresholds(values: np.ndarray) -> tuple[float, float, float]:
+    """Thresholds on the sheet's contrast values: the paper's own noise (marks above it are
+    faint), and the low and high ink thresholds, well above that noise and not far below
+    the darkest ink's contrast. Ink is what exceeds the high one, and what joins it above
+    the low one (hysteresis; Canny, 1986)."""
+    sample = values[::NOISE_SAMPLE]
+    centre, sigma, peak = np.median(sample), _robust_sigma(sample), values.max(initial=0)
     low, high = (
         centre + max(n * sigma, least, share * peak)
         for n, least, share in zip(NOISE_SIGMAS, MIN_CONTRAST, INK_SHARES, strict=True)
     )
-    return apply_hysteresis_threshold(contrast, low, high)
+    return centre + max(NOISE_SIGMAS[0] * sigma, MIN_CONTRAST[0]), low, high
 
 
 def _robust_sigma(values: np.ndarray) -> float:
@@ -118,25 +125,26 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def _ruled_lines(found: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
-    """Pixels of ruled or squared lines: thin straight runs over LINE_LENGTH of the sheet,
-    along rows or columns (give or take LINE_SLACK, gaps of LINE_GAP bridged), when several
-    repeat across the sheet or one spans it; ink crossing a line, much darker, is kept."""
+def _ruled_lines(marks: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
+    """The pixels of ruled or squared lines among the marks: thin straight runs over
+    LINE_LENGTH of the sheet, along rows or columns (give or take LINE_SLACK, gaps of
+    LINE_GAP bridged), when several repeat across the sheet or one spans it; ink crossing a
+    line, much darker, is not one."""
     rows, cols = np.nonzero(sheet.any(axis=1))[0], np.nonzero(sheet.any(axis=0))[0]
     if rows.size == 0:
-        return np.zeros_like(found)
+        return np.zeros_like(marks)
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    lines = np.zeros_like(found)
+    lines = np.zeros_like(marks)
     for along, span in ((1, width), (0, height)):  # rows (ruled), then columns (squared)
         # A binary opening by a straight segment, as 1-d min and max filters (fast), of the
         # ink widened across the segment so that a slightly tilted line still holds it.
-        thick = ndimage.maximum_filter1d(found, 2 * LINE_SLACK + 1, axis=1 - along)
+        thick = ndimage.maximum_filter1d(marks, 2 * LINE_SLACK + 1, axis=1 - along)
         thick = ndimage.maximum_filter1d(thick, LINE_GAP + 1, axis=along)
         length = max(2, round(LINE_LENGTH * span))
         opened = ndimage.maximum_filter1d(
             ndimage.minimum_filter1d(thick, length, axis=along), length, axis=along
         )
-        runs, count = ndimage.label(opened & found, np.ones((3, 3), dtype=bool))
+        runs, count = ndimage.label(opened & marks, np.ones((3, 3), dtype=bool))
         if count == 0:
             continue
         extents = np.array([s[along].stop - s[along].start for s in ndimage.find_objects(runs)])

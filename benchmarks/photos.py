@@ -133,6 +133,12 @@ def report_accuracy(outcomes: list[Outcome]) -> None:
             f"{'ok ' if exact >= GOAL else 'LOW'} {clean:6.1%}  "
             + (", ".join(f"{w} x{n}" for w, n in others.most_common(4)) or "-")
         )
+    lost = [o for o in outcomes if o.clean_text == o.truth and o.text != o.truth]
+    found = [o for o in outcomes if o.clean_text != o.truth and o.text == o.truth]
+    print(
+        f"  read right on a clean canvas but not in the photo: {len(lost)} "
+        f"({', '.join(sorted({o.condition for o in lost})) or '-'}); the other way: {len(found)}"
+    )
     low = [o for o in outcomes if o.coverage < LOW_INK]
     empty = sum(o.status in ("empty", "unreadable") for o in low)
     print(
