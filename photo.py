@@ -41,7 +41,8 @@ LINE_SLACK = 3  # pixels: a line may wander this much across its length (a tilte
 LINE_GAP = 4  # pixels: a faint line's breaks, bridged
 LINES_ON_PAPER = 2  # ruled paper has many lines; a lone long stroke is part of a digit...
 LONE_LINE = 0.85  # ...unless it spans the sheet (a margin line)
-INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept
+INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept,
+INK_EDGE = 2  # and so are the pixels of its blurred edge, this close to it
 DIGIT_SHARE = 0.04  # the ink of a digit spans at least this share of the picture's longer side
 
 
@@ -59,7 +60,7 @@ def ink(gray: np.ndarray) -> np.ndarray | None:
     faint, low, high = _thresholds(contrast[sheet])
     # Printed lines are found among all the marks above the paper's noise, and taken out
     # before the ink is followed from its darkest pixels, so that it does not run along them.
-    lines = _ruled_lines(contrast > faint, contrast, sheet)
+    lines = _ruled_lines(contrast > faint, contrast, sheet, high)
     found = apply_hysteresis_threshold(np.where(lines, 0, contrast), low, high)
     if not _has_a_digit(found):
         return None
@@ -125,11 +126,14 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def _ruled_lines(marks: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> np.ndarray:
-    """The pixels of ruled or squared lines among the marks: thin straight runs over
-    LINE_LENGTH of the sheet, along rows or columns (give or take LINE_SLACK, gaps of
-    LINE_GAP bridged), when several repeat across the sheet or one spans it; ink crossing a
-    line, much darker, is not one."""
+def _ruled_lines(
+    marks: np.ndarray, contrast: np.ndarray, sheet: np.ndarray, ink: float
+) -> np.ndarray:
+    """The pixels of ruled or squared lines among the marks: thin, faint (below the ink
+    contrast `ink` on average) straight runs over LINE_LENGTH of the sheet, along rows or
+    columns (give or take LINE_SLACK, gaps of LINE_GAP bridged), when several repeat across
+    the sheet or one spans it; ink crossing a line (much darker) and the edge of its
+    strokes are not."""
     rows, cols = np.nonzero(sheet.any(axis=1))[0], np.nonzero(sheet.any(axis=0))[0]
     if rows.size == 0:
         return np.zeros_like(marks)
@@ -148,11 +152,14 @@ def _ruled_lines(marks: np.ndarray, contrast: np.ndarray, sheet: np.ndarray) -> 
         if count == 0:
             continue
         extents = np.array([s[along].stop - s[along].start for s in ndimage.find_objects(runs)])
-        thin = _thickness(runs, count, along) <= LINE_WIDTH  # a digit's stroke is thicker
+        shade = ndimage.mean(contrast, runs, np.arange(1, count + 1))
+        # A digit's stroke is thicker, or darker (a sliver of a slanted stroke is thin).
+        thin = (_thickness(runs, count, along) <= LINE_WIDTH) & (shade < ink)
         if thin.sum() >= LINES_ON_PAPER or (extents[thin] >= LONE_LINE * span).any():
             lines |= np.isin(runs, np.flatnonzero(thin) + 1)
-    if lines.any():
-        lines &= contrast < INK_OVER_LINE * np.median(contrast[lines])
+    if lines.any():  # ink on a line, and its blurred edge, is much darker than the line
+        on_line = contrast >= INK_OVER_LINE * np.median(contrast[lines])
+        lines &= ~ndimage.binary_dilation(on_line, iterations=INK_EDGE)
     return lines
 
 
