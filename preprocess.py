@@ -127,7 +127,7 @@ def in_file_pixels(found: list["Glyph"], image: np.ndarray | Image.Image) -> lis
 
 def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
     """The (1, 1, 28, 28) tensor of all the picture's ink read as one digit, or None when
-    there is no digit to read."""
+    there is no digit to read. Raises ImageError for a photo with no sheet or no ink."""
     ink = _ink(_grayscale(image)[0])
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     if rows.size == 0:

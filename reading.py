@@ -86,7 +86,8 @@ def read(
 
 
 def unreadable(message: str, min_confidence: float) -> Reading:
-    """The reading of a file that is not a picture we can read."""
+    """The reading of a file that is not a picture we can read, or of a photo with nothing
+    to read on it; the message says what went wrong or what to do."""
     return Reading(
         "unreadable", None, message, [], torch.empty(0, len(CLASS_NAMES)), min_confidence
     )
