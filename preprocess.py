@@ -5,32 +5,38 @@ in a 28x28 field with their centre of mass at the centre. A canvas or a photo re
 whole to 28x28 looks nothing like that when the digit is small, thin or off-centre, so
 every picture the app sees (sketch, upload, API call) goes through `glyphs`:
 
-    composite transparency -> grayscale -> ink white on black -> flatten uneven light
-    -> drop faint noise -> split the ink into glyphs, left to right -> for each glyph:
-    crop to its own ink -> 20 px longer side -> centre of mass at centre
+    composite transparency -> grayscale -> ink white on black (a photo: the sheet, then the
+    ink on it, photo.py) -> drop faint noise -> split the ink into glyphs, left to right
+    -> for each glyph: crop to its own ink -> 20 px longer side -> centre of mass at centre
 
 A glyph is one digit's strokes: the pieces of ink that touch, plus the pieces that overlap
 them left to right (a 5's detached top bar, a 4 drawn in two strokes, the eyes of a
 smiley) and the dots close to them. Specks are dropped. Digits that touch are one glyph.
-`to_model_input` reads the whole picture as one digit, through the same recipe.
+`to_model_input` reads the whole picture as one digit, through the same recipe. Both raise
+ImageError, with what to do, for a photo in which no sheet of paper or no ink is found.
 
 This is the only module that touches pixels on the way in; the input contract itself
 (shape, range, polarity) is stated in model.py.
 """
 
 import warnings
-from typing import NamedTuple
+from math import ceil
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from scipy import ndimage
 
+import photo
 from model import DIGIT_BOX, IMAGE_SIZE
 
 MNIST_CENTRE = 14.0  # where MNIST's centres of mass sit (row and column; measured on the test set)
 WORK_SIDE = 256  # bigger pictures are shrunk towards this first: a 20 px digit needs no more
 MAX_PIXELS = 100_000_000  # a larger file is refused before it is decoded (10,000 x 10,000 is fine)
+DRAFT_SIDE = 2 * WORK_SIDE  # a big JPEG is decoded at a reduced scale, no smaller than this
+DECODED_SCALE = "decoded_scale"  # Image.info key: file pixels per decoded pixel (x, y)
 MIN_CONTRAST = 0.1  # darkest ink vs paper, on a 0-1 scale; below it the picture is blank
 NOISE_LEVEL = (
     0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
@@ -41,12 +47,11 @@ DOT_REACH = 0.15  # ...that belongs to a glyph when this close to it (a share of
 SAME_GLYPH_OVERLAP = 0.5  # marks sharing this much of the narrower one's width are one glyph,
 STACKED_OVERLAP = 0.25  # and so are marks that share some width, one above the other,
 PIECE_SHARE = 0.35  # and a mark this much smaller than one whose box it touches, level with it
-SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the paper and its lighting...
+SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the background and the ink...
 SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
-RIDGE = 1e-6  # keeps the lighting fit solvable when the paper is one row or one column
-PAPER_FIT_ROUNDS = 3  # fit the paper, drop the ink below it, fit again...
-PAPER_TOLERANCE = 0.08  # a pixel this much darker than the fitted paper is ink, not paper
-FLAT_PAPER = 0.02  # paper brighter than its median by less than this needs no lighting fit
+FLAT_SHADE = 0.5 / 255  # a canvas's background is one shade exactly (of 256)...
+FLAT_SHARE = 0.5  # ...over at least half of a white or black picture,
+FLAT_COLOUR_SHARE = 0.9  # or nearly all of a coloured one; anything else is read as a photo
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
@@ -64,28 +69,65 @@ class ImageError(ValueError):
     """The input is not a picture we can read; the message is meant for the visitor."""
 
 
-def read_image(path: str) -> Image.Image:
-    """Decode an image file, upright (EXIF orientation applied), or raise ImageError."""
+def read_image(path: str | Path | BinaryIO) -> Image.Image:
+    """Decode an image file, upright (EXIF orientation applied), or raise ImageError.
+
+    A JPEG much bigger than the working size (a phone's photo) is decoded at 1/2, 1/4 or
+    1/8 of its size (libjpeg's DCT scaling, PIL's draft mode): several times faster, and
+    nothing is lost, since it is shrunk to the working size anyway. Such a picture carries
+    its scale in `info[DECODED_SCALE]`, so that boxes can be given in the file's pixels
+    (`in_file_pixels`).
+    """
     too_big = f"That image is too big: please send one under {MAX_PIXELS // 1_000_000} megapixels."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
             with Image.open(path) as image:
-                if image.size[0] * image.size[1] > MAX_PIXELS:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
                     raise ImageError(too_big)
+                if image.format == "JPEG" and max(width, height) > 2 * DRAFT_SIDE:
+                    shrink = max(width, height) / DRAFT_SIDE  # draft keeps at least this size
+                    image.draft(image.mode, (ceil(width / shrink), ceil(height / shrink)))
                 image.load()
-                return ImageOps.exif_transpose(image)
+                scale = (width / image.size[0], height / image.size[1])
+                upright = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise ImageError(too_big) from None
     except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
         raise ImageError(UNREADABLE) from None
+    if scale != (1, 1):
+        turned = upright.size != image.size
+        upright.info[DECODED_SCALE] = scale[::-1] if turned else scale
+    return upright
+
+
+def in_file_pixels(found: list["Glyph"], image: np.ndarray | Image.Image) -> list["Glyph"]:
+    """The glyphs with their boxes in the file's pixels, for a picture that read_image
+    decoded at a reduced scale (the same glyphs otherwise)."""
+    info = image.info if isinstance(image, Image.Image) else {}
+    if DECODED_SCALE not in info:
+        return found
+    sx, sy = info[DECODED_SCALE]
+    width, height = round(image.size[0] * sx), round(image.size[1] * sy)
+    return [
+        g._replace(
+            box=(
+                round(g.box[0] * sx),
+                round(g.box[1] * sy),
+                min(round(g.box[2] * sx), width),
+                min(round(g.box[3] * sy), height),
+            )
+        )
+        for g in found
+    ]
 
 
 def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
     """The (1, 1, 28, 28) tensor of all the picture's ink read as one digit, or None when
-    there is no digit to read."""
+    there is no digit to read. Raises ImageError for a photo with no sheet or no ink."""
     ink = _ink(_grayscale(image)[0])
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     if rows.size == 0:
@@ -242,13 +284,23 @@ def _standard_mode(image: Image.Image) -> Image.Image:
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1], white on black; paper, uneven light and faint noise at 0."""
+    """Ink strength in [0, 1], white on black; paper and faint noise at 0.
+
+    A clean canvas (one flat background shade) is read directly: the ink is what differs
+    from its background, on the side most of the picture is not. Anything else is a photo
+    or a scan, read by photo.ink. Raises ImageError, with what to do, for a photo in which
+    no sheet of paper or no ink can be found.
+    """
     step = _sample_step(gray.shape)
-    darkest, paper, lightest = np.percentile(gray[::step, ::step], [1, 50, 99])
+    sample = gray[::step, ::step]
+    darkest, paper, lightest = np.percentile(sample, [1, 50, 99])
+    if not _flat_background(sample, paper):
+        found = photo.ink(gray)
+        if found is None:
+            raise ImageError(photo.PHOTO_HINT)
+        return found
     if lightest - paper > paper - darkest:  # most of a picture is paper: ink is the far side
-        gray, darkest, paper, lightest = 1 - gray, 1 - lightest, 1 - paper, 1 - darkest
-    if lightest - paper > FLAT_PAPER:  # uneven light (a photo): fit it; a canvas is flat
-        paper = _paper(gray)
+        gray, paper = 1 - gray, 1 - paper
     ink = np.clip(paper - gray, 0, None)
     peak = ink.max(initial=0)
     if peak < MIN_CONTRAST:
@@ -258,32 +310,15 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _paper(gray: np.ndarray) -> np.ndarray:
-    """The paper's brightness under every pixel, so a shadow or a lamp to one side is not ink.
-
-    A smooth quadratic surface fitted to a sample of the pixels, refitted without those
-    well below it (the ink) a few times: robust to thick strokes and strong gradients.
-    """
-    height, width = gray.shape
-    y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-    x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-    step = _sample_step(gray.shape)
-    ys, xs = np.broadcast_arrays(y[::step], x[:, ::step])
-    sample = gray[::step, ::step].ravel().astype(np.float64)
-    terms = np.stack([np.ones(xs.size), xs.ravel(), ys.ravel()], axis=1)
-    terms = np.hstack(
-        [terms, terms[:, 1:2] ** 2, terms[:, 1:2] * terms[:, 2:3], terms[:, 2:3] ** 2]
-    )
-    paper = np.ones(sample.size, dtype=bool)
-    for _ in range(PAPER_FIT_ROUNDS):
-        # Normal equations with a whisker of ridge: always solvable, and a 6x6 solve avoids
-        # LAPACK's least-squares driver, which stalls for milliseconds beside torch's threads.
-        gram = terms[paper].T @ terms[paper] + RIDGE * np.eye(terms.shape[1])
-        c = np.linalg.solve(gram, terms[paper].T @ sample[paper])
-        paper = sample - terms @ c > -PAPER_TOLERANCE
-    c = c.astype(np.float32)
-    surface = (c[0] + c[2] * y + c[5] * y * y) + (c[1] * x + c[3] * x * x) + c[4] * (y * x)
-    return np.clip(surface, sample[paper].min(initial=0), sample[paper].max(initial=1))
+def _flat_background(sample: np.ndarray, median: float) -> bool:
+    """Whether a sample of the picture's pixels, whose median is given, is a clean canvas:
+    most of it one shade exactly, white or black (a sketchpad, a drawing program), or nearly
+    all of it one shade of any colour. A photo's paper is neither: it has grain and uneven
+    light, and even where shrinking smooths them away, a shadow or a desk is a second shade
+    over much of it."""
+    share = np.count_nonzero(np.abs(sample - median) <= FLAT_SHADE) / sample.size
+    extreme = min(median, 1 - median) <= FLAT_SHADE
+    return share >= (FLAT_SHARE if extreme else FLAT_COLOUR_SHARE)
 
 
 def _sample_step(shape: tuple[int, ...]) -> int:

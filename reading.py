@@ -60,8 +60,14 @@ class Reading:
 def read(
     image: np.ndarray | Image.Image | None, model: torch.nn.Module, min_confidence: float
 ) -> Reading:
-    """Read a picture: every glyph through the model in one batch, then the verdict."""
-    found = [] if image is None else preprocess.glyphs(image)
+    """Read a picture: every glyph through the model in one batch, then the verdict.
+    A photo in which no sheet of paper or no ink can be found is `unreadable`, with a
+    message that says what to do (never the drawing hint)."""
+    try:
+        found = [] if image is None else preprocess.glyphs(image)
+    except preprocess.ImageError as e:
+        return unreadable(str(e), min_confidence)
+    found = preprocess.in_file_pixels(found, image)
     nothing = torch.empty(0, len(CLASS_NAMES))
     if not found:
         return Reading("empty", None, HINT, [], nothing, min_confidence)
@@ -80,7 +86,8 @@ def read(
 
 
 def unreadable(message: str, min_confidence: float) -> Reading:
-    """The reading of a file that is not a picture we can read."""
+    """The reading of a file that is not a picture we can read, or of a photo with nothing
+    to read on it; the message says what went wrong or what to do."""
     return Reading(
         "unreadable", None, message, [], torch.empty(0, len(CLASS_NAMES)), min_confidence
     )
