@@ -381,7 +381,7 @@ def _flagged_one(rng):
 # halves that are often a digit themselves: the right half of a 3 or an 8 (a 3), of a 4 or a
 # 9 (a stem: a 1), of a 2 or a 5 (a bracket with a tail), the left half of a 6, and either
 # half of a 7, and the left halves of 4s, 5s and 9s: with a slanting stem or a narrow bowl,
-# they are still a 7, a 4, a 5 or a 9 (measured by eye on contact sheets).
+# they are still a 7, a 4, a 5 or a 9 (checked by eye on contact sheets).
 HALVES = {"left": (2, 3, 8), "right": (6,)}
 HALF_INK = (0.25, 0.5)  # share of the digit's ink a half keeps: more, and the loop of a 9 or
 # most of a 2 is left, a digit still; a meaningful share of the ink is cut away

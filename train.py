@@ -64,7 +64,7 @@ MARKS = 1_000
 MARKS_PER_BATCH = 4
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
-MEMBERS = 1  # ConvNets in the shipped reader (see README, The model: K = 1, 3, 5 measured)
+MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 
@@ -268,7 +268,11 @@ def batch(
 
 
 def fit(
-    model: nn.Module, data: Pictures, x_val: torch.Tensor, y_val: torch.Tensor, args
+    model: nn.Module,
+    data: Pictures,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    args: argparse.Namespace,
 ) -> list[dict]:
     """Train every member of `model` (a ConvNet, or an Ensemble's members side by side, each
     step on the same batch) for args.epochs; one report.history_row per epoch."""
