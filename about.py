@@ -10,7 +10,7 @@ import torch
 import torch.fx
 from torch.fx.passes.shape_prop import ShapeProp
 
-from model import IMAGE_SIZE, read_metadata
+from model import IMAGE_SIZE, Ensemble, read_metadata
 from report import report_path
 
 # "About the model": the weights' header keys shown first, with their names for people.
@@ -18,6 +18,7 @@ from report import report_path
 TRAINING_FACTS = {
     "test_accuracy": "Test accuracy (10,000 MNIST test images)",
     "val_accuracy": "Validation accuracy (last 5,000 training images)",
+    "members": "ConvNets in the ensemble (their probabilities averaged)",
     "epochs": "Epochs",
     "train_images": "Training images",
     "augment": "Augmented (pen redrawn, rotated, sheared, scaled, shifted, blurred)",
@@ -32,6 +33,10 @@ TRAINING_FACTS = {
     "min_confidence": "Least confidence to call it a digit",
     "nondigits": "Non-digits trained on (outlier exposure)",
     "val_nondigits_declined": "Validation non-digits declined at that confidence",
+    "junk": "Wrong cuts through numbers trained on as non-digits (segmentation junk)",
+    "val_junk_declined": "Validation segmentation junk declined at that confidence",
+    "marks": "Taps, dabs, ticks and small scribbles trained on as non-digits",
+    "val_marks_declined": "Validation marks declined at that confidence",
     "torch_version": "PyTorch",
 }
 # PyTorch's defaults, left out of the layer descriptions so that what is chosen stands out.
@@ -43,6 +48,14 @@ DEFAULT_SETTINGS = {
     "inplace=False",
     "bias=True",
 }
+ENSEMBLE_TEXT = (
+    "The same ConvNet, trained several times side by side from different random starts, on "
+    "the same batches (a deep ensemble, Lakshminarayanan et al., 2017). Each member reads "
+    "the drawing; the probabilities shown are the mean of the members' probabilities, so a "
+    "drawing the members disagree on gets a spread belief and reads as not a digit. Inside "
+    "the model shows the first member's feature maps, and the saliency of the ensemble's "
+    "answer."
+)
 OPERATORS = {operator.sub: "−", operator.truediv: "÷", operator.add: "+", operator.mul: "×"}
 
 
@@ -99,6 +112,11 @@ def about_model(model: torch.nn.Module, weights_path: Path) -> tuple[str, str, P
     image beside the weights, or None when there is none."""
     params = sum(p.numel() for p in model.parameters())
     architecture = f"### {type(model).__name__}: {params:,} parameters\n\n{layer_table(model)}"
+    if isinstance(model, Ensemble):
+        architecture = (
+            f"### Ensemble of {len(model.members)} ConvNets: {params:,} parameters\n\n"
+            f"{ENSEMBLE_TEXT}\n\n#### Each member\n\n{layer_table(model.members[0])}"
+        )
     report, metadata = report_path(weights_path), read_metadata(weights_path)
     training = f"### How `{Path(weights_path).name}` was trained\n\n{fact_table(metadata)}\n\n"
     if "history" in metadata:

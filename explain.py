@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from matplotlib import colormaps
-
-from model import ConvNet
+from torch import nn
 
 IG_STEPS = 128  # points on the path from black to the drawing, in one batched pass: the
 # attributions then add up to the logit change within 4%, 0.5% on average (256 steps: 0.2%
@@ -41,9 +40,11 @@ class Explanation:
     conv2: torch.Tensor  # (64, 8, 8) second-layer responses, after ReLU, before pooling
 
 
-def explain(model: ConvNet, x: torch.Tensor, steps: int = IG_STEPS) -> Explanation:
+def explain(model: nn.Module, x: torch.Tensor, steps: int = IG_STEPS) -> Explanation:
     """Saliency, feature maps and probabilities for one input x (1, 1, 28, 28) in [0, 1],
-    from a model in eval mode (as load_model returns it: no dropout).
+    from a model in eval mode (as load_model returns it: no dropout). For an Ensemble the
+    feature maps are its first member's, and the saliency is of the ensemble's score (the
+    log of the members' mean probability), which is what the page shows.
 
     Saliency is integrated gradients (Sundararajan et al., 2017), not the raw gradient.
     The gradient at the drawing alone saturates (once a class is certain, its logit barely

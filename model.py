@@ -6,6 +6,7 @@ internally, so callers never need the MNIST statistics. The output is logits;
 apply softmax only where probabilities are shown.
 """
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ DIGIT_BOX = 20  # MNIST scaled each digit's longer side to 20 px inside the 28 x
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixels in [0, 1]
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "convnet.safetensors"
+MAX_MEMBERS = 16  # a header asking for more is damaged: never build a million ConvNets
 
 
 class WeightsError(RuntimeError):
@@ -57,6 +59,33 @@ class ConvNet(nn.Module):
         return conv1, conv2, self.fc2(self.fc_dropout(x))
 
 
+class Ensemble(nn.Module):
+    """K ConvNets trained side by side that read as one (a deep ensemble: Lakshminarayanan
+    et al., 2017): the same (N, 1, 28, 28) input as a ConvNet, and (N, 10) scores, the log of
+    the mean of the members' softmax probabilities. So argmax is the digit, and softmax is
+    the average belief: members that disagree give a spread one, which says "not a digit"."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(ConvNet() for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(x)[-1]
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As ConvNet.stages: the first member's conv1 and conv2 outputs (what one member
+        sees), and the ensemble's scores."""
+        outputs = [member.stages(x) for member in self.members]
+        log_probabilities = torch.stack([out[-1].log_softmax(1) for out in outputs])
+        scores = log_probabilities.logsumexp(0) - math.log(len(self.members))
+        return outputs[0][0], outputs[0][1], scores
+
+
+def build_model(members: int = 1) -> ConvNet | Ensemble:
+    """One ConvNet, or an Ensemble of `members` of them."""
+    return ConvNet() if members == 1 else Ensemble(members)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write a file atomically: a temporary file in the same folder, then a rename.
 
@@ -92,14 +121,19 @@ def read_metadata(path: Path = WEIGHTS_PATH) -> dict[str, str]:
         raise WeightsError(_weights_problem(path, e)) from None
 
 
-def load_model(path: Path = WEIGHTS_PATH) -> ConvNet:
-    """The trained ConvNet on the CPU in eval mode, or a WeightsError saying what to do."""
+def load_model(path: Path = WEIGHTS_PATH) -> ConvNet | Ensemble:
+    """The trained reader on the CPU in eval mode: a ConvNet, or an Ensemble when the
+    header's `members` says more than one; or a WeightsError saying what to do."""
     path = Path(path)
-    model = ConvNet()
+    header = read_metadata(path)  # a WeightsError of its own when the file is damaged
     try:
+        members = int(header.get("members", "1"))
+        if not 1 <= members <= MAX_MEMBERS:
+            raise ValueError(f"{members} members")
+        model = build_model(members)
         state = load_file(str(path))  # safetensors: plain tensors, no pickle to execute
         model.load_state_dict(state)
-    except (OSError, SafetensorError, RuntimeError) as e:
+    except (OSError, SafetensorError, RuntimeError, ValueError) as e:
         raise WeightsError(_weights_problem(path, e)) from None
     return model.eval()
 
@@ -107,7 +141,7 @@ def load_model(path: Path = WEIGHTS_PATH) -> ConvNet:
 def _weights_problem(path: Path, error: Exception) -> str:
     if not Path(path).exists():
         what = "does not exist"
-    elif isinstance(error, RuntimeError) and not isinstance(error, SafetensorError):
+    elif isinstance(error, (RuntimeError, ValueError)) and not isinstance(error, SafetensorError):
         what = "holds weights of a different model"
     else:
         what = "is damaged or not a safetensors file"

@@ -114,11 +114,12 @@ def augment(
     paths: torch.Tensor,
     generator: torch.Generator,
     max_pen_steps: int = MAX_PEN_STEPS,
+    redraw_fraction: float = REDRAW_FRACTION,
 ) -> torch.Tensor:
-    """A batch (N, 1, 28, 28) on the device, part of it redrawn with a random pen (up to
-    `max_pen_steps`) along its pen path (`paths`, from pen_paths), then all of it randomly
-    rotated, sheared, scaled and shifted, and some of it blurred as a low-resolution
-    picture is."""
+    """A batch (N, 1, 28, 28) on the device, `redraw_fraction` of it redrawn with a random
+    pen (up to `max_pen_steps`) along its pen path (`paths`, from pen_paths; None when
+    nothing is redrawn), then all of it randomly rotated, sheared, scaled and shifted, and
+    some of it blurred as a low-resolution picture is."""
     n, device = x.shape[0], x.device
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -126,9 +127,10 @@ def augment(
 
     # A sketchpad brush is a round pen of one width, thin or thick, unlike MNIST's pens.
     pen_steps = torch.randint(0, max_pen_steps + 1, (n,), generator=generator, device=device)
-    redrawn = uniform(0, 1) < REDRAW_FRACTION
+    redrawn = uniform(0, 1) < redraw_fraction
     x = x.clone()
-    x[redrawn] = redraw(paths[redrawn], pen_steps[redrawn])
+    if redraw_fraction > 0:
+        x[redrawn] = redraw(paths[redrawn], pen_steps[redrawn])
     # A thicker pen also makes a bigger digit, which preprocessing scales back to 20 px: the
     # affine step shrinks it by as much.
     growth = torch.where(redrawn, pen_steps + 0.5 - MNIST_STROKE_PX, 0.0)
@@ -368,3 +370,175 @@ def _flagged_one(rng):
     tip = top + length * np.array([-np.sin(flag), np.cos(flag)])
     _stroke(draw, [tip, top, foot])
     return image
+
+
+# Segmentation junk, for outlier exposure too: what a search for where digits end cuts out of
+# a number when it cuts wrong (LeCun et al., 1998, heuristic over-segmentation). The search
+# reads every candidate glyph, and a wrong one must read "not a digit" so that its path loses.
+# Made from MNIST *training* digits only (the test set measures), drawn on a canvas and made
+# MNIST-like by preprocess.py as the app's input is. What a person could read as a digit is
+# left out: any piece of a 1 (it is a 1), any half of a 0 (a bracket, a curved 1), and the
+# halves that are often a digit themselves: the right half of a 3 or an 8 (a 3), of a 4 or a
+# 9 (a stem: a 1), of a 2 or a 5 (a bracket with a tail), the left half of a 6, and either
+# half of a 7, and the left halves of 4s, 5s and 9s: with a slanting stem or a narrow bowl,
+# they are still a 7, a 4, a 5 or a 9 (checked by eye on contact sheets).
+HALVES = {"left": (2, 3, 8), "right": (6,)}
+HALF_INK = (0.25, 0.5)  # share of the digit's ink a half keeps: more, and the loop of a 9 or
+# most of a 2 is left, a digit still; a meaningful share of the ink is cut away
+MIN_HALF_ASPECT = 0.4  # width / height: a narrower half is one upright stroke, a 1
+SLICE_INK = (0.2, 0.45)  # of the neighbour's ink that comes with a digit: more than a dot
+MAX_OVERLAP = 0.3  # of the narrower digit's width that two touching digits may overlap by
+JUNK_SCALE = 4  # MNIST's 28 px drawn at 112 px, the sketch canvas's size, before preprocess
+JUNK_MARGIN = 28  # px of paper around the junk at 28 px scale: the ink stays a minority
+# Taps, dabs, short thick ticks and small scribbles: marks whose shape is the pen itself, so
+# training moves them about but never redraws them with another pen (`augment`'s
+# redraw_fraction). A round dab 14-28 px wide on the 112 px canvas, dragged up to two widths;
+# never an upright mark more than twice as long as wide, which a thick-brushed 1 is.
+MARK_PEN = (14, 28)
+MAX_DRAG = 2.0  # pen widths
+MAX_UPRIGHT_ELONGATION = 2.0  # length / width of the ink (its principal axes)...
+UPRIGHT_DEG = 40  # ...for a mark whose long axis is this close to vertical (1s slant)
+
+
+def segmentation_junk(
+    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
+) -> torch.Tensor:
+    """`count` MNIST-style pictures (N, 1, 28, 28) of wrong cuts through numbers written with
+    `images` (MNIST training digits, uint8 (M, 28, 28)) and their `labels`: half a digit, a
+    digit with a slice of its neighbour, and two touching digits seen as one glyph, a third
+    each."""
+    rng = np.random.default_rng(seed)
+    digits, labels = images.numpy(), labels.numpy()
+    makers = [_half_digit, _digit_with_slice, _touching_pair]
+    pictures = []
+    while len(pictures) < count:
+        ink = makers[len(pictures) % len(makers)](rng, digits, labels)
+        x = None if ink is None else preprocess.to_model_input(_on_paper(ink))
+        if x is not None:
+            pictures.append(x[0])
+    return torch.stack(pictures)
+
+
+def marks(count: int, seed: int) -> torch.Tensor:
+    """`count` MNIST-style pictures (N, 1, 28, 28) of taps, dabs, short thick ticks and small
+    scribbles: a round pen put down and moved a little."""
+    rng = np.random.default_rng(seed)
+    pictures = []
+    while len(pictures) < count:
+        image = _mark(rng)
+        if _like_a_one(np.asarray(image) < 128):
+            continue
+        pictures.append(preprocess.to_model_input(image)[0])
+    return torch.stack(pictures)
+
+
+def _like_a_one(ink: np.ndarray) -> bool:
+    """Whether the ink is an upright bar: long for its width (the ratio of its principal
+    axes) and within UPRIGHT_DEG of vertical."""
+    rows, cols = np.nonzero(ink)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(np.stack([rows, cols])))
+    elongation = np.sqrt(eigenvalues[1] / max(eigenvalues[0], 1e-6))
+    row_part = abs(eigenvectors[0, 1])  # the long axis's cosine with the vertical
+    return elongation > MAX_UPRIGHT_ELONGATION and row_part > np.cos(np.deg2rad(UPRIGHT_DEG))
+
+
+def _half_digit(rng, digits, labels):
+    """One side of a digit cut at a vertical line, keeping HALF_INK of its ink."""
+    side = "left" if rng.random() < 0.8 else "right"
+    index = _pick(rng, labels, HALVES[side])
+    digit = digits[index].astype(np.float32)
+    kept = _cut(digit, rng.uniform(*HALF_INK), side)
+    rows, cols = np.nonzero(kept.any(1))[0], np.nonzero(kept.any(0))[0]
+    if cols[-1] - cols[0] + 1 < MIN_HALF_ASPECT * (rows[-1] - rows[0] + 1):
+        return None
+    return kept
+
+
+def _digit_with_slice(rng, digits, labels):
+    """A whole digit and the near side of its neighbour (SLICE_INK of it), touching."""
+    digit, neighbour = digits[rng.integers(len(digits), size=2)].astype(np.float32)
+    if rng.random() < 0.5:  # the neighbour on the right: its left side comes along
+        return _side_by_side(digit, _cut(neighbour, rng.uniform(*SLICE_INK), "left"), rng)
+    return _side_by_side(_cut(neighbour, rng.uniform(*SLICE_INK), "right"), digit, rng)
+
+
+def _touching_pair(rng, digits, labels):
+    """Two whole digits that touch or overlap a little, read as one glyph."""
+    left, right = digits[rng.integers(len(digits), size=2)].astype(np.float32)
+    return _side_by_side(left, right, rng)
+
+
+def _pick(rng, labels, allowed) -> int:
+    while True:
+        index = int(rng.integers(len(labels)))
+        if labels[index] in allowed:
+            return index
+
+
+def _cut(digit: np.ndarray, share: float, side: str) -> np.ndarray:
+    """The `side` of the digit up to the column where `share` of its ink is reached."""
+    column_ink = np.cumsum(digit.sum(0) if side == "left" else digit.sum(0)[::-1])
+    column = int(np.searchsorted(column_ink, share * column_ink[-1])) + 1
+    kept = np.zeros_like(digit)
+    if side == "left":
+        kept[:, :column] = digit[:, :column]
+    else:
+        kept[:, -column:] = digit[:, -column:]
+    return kept
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray, rng) -> np.ndarray:
+    """The two pictures' ink on one strip, the right one's ink starting where the left's
+    ends, give or take: from a 1 px gap to an overlap of MAX_OVERLAP of the narrower ink."""
+    (l0, l1), (r0, r1) = _columns(left), _columns(right)
+    overlap = rng.uniform(-1, MAX_OVERLAP * min(l1 - l0, r1 - r0))
+    start = int(round(l1 - overlap)) - r0  # where the right picture's column 0 goes
+    strip = np.zeros((IMAGE_SIZE, max(IMAGE_SIZE, start + IMAGE_SIZE)), np.float32)
+    strip[:, :IMAGE_SIZE] = left
+    shift = int(rng.integers(-3, 4))  # digits of a number are seldom exactly level
+    strip[:, start : start + IMAGE_SIZE] = np.maximum(
+        strip[:, start : start + IMAGE_SIZE], np.roll(right, shift, axis=0)
+    )
+    return strip
+
+
+def _columns(picture: np.ndarray) -> tuple[int, int]:
+    cols = np.nonzero(picture.any(0))[0]
+    return int(cols[0]), int(cols[-1]) + 1
+
+
+def _on_paper(ink: np.ndarray) -> Image.Image:
+    """White-on-black ink (0-255) as dark ink on a sketch-sized sheet of paper."""
+    padded = np.pad(ink, JUNK_MARGIN)
+    image = Image.fromarray(255 - np.clip(padded, 0, 255).astype(np.uint8))
+    return image.resize((image.width * JUNK_SCALE, image.height * JUNK_SCALE), Image.BILINEAR)
+
+
+def _mark(rng):
+    """A tap, a dab dragged a little, a short tick or a small scribble, with a thick pen."""
+    image, draw = _canvas()
+    pen = int(rng.integers(*MARK_PEN))
+    kind = rng.integers(4)
+    start = np.array([56.0, 56.0])
+    if kind == 0:  # a tap
+        points = [start, start]
+    elif kind == 1:  # a dab, dragged
+        heading = rng.uniform(0, 2 * np.pi)
+        points = [start, start + rng.uniform(0.2, MAX_DRAG) * pen * _unit(heading)]
+    elif kind == 2:  # a short tick: two strokes at an angle, 1 to 2.5 pens long in all
+        heading, turn = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2.0) * rng.choice([-1, 1])
+        first, second = rng.uniform(0.5, 1.25, 2) * pen
+        middle = start + first * _unit(heading)
+        points = [start, middle, middle + second * _unit(heading + turn)]
+    else:  # a small scribble: a few steps of a wandering pen, within about two pens
+        points, heading = [start], rng.uniform(0, 2 * np.pi)
+        for _ in range(int(rng.integers(3, 7))):
+            heading += rng.normal(0, 1.5)
+            points.append(points[-1] + rng.uniform(0.3, 0.6) * pen * _unit(heading))
+    points = np.array(points)
+    _stroke(draw, points - points.mean(0) + SKETCH_SIDE / 2, pen)  # centred: all on the canvas
+    return image
+
+
+def _unit(angle: float) -> np.ndarray:
+    return np.array([np.cos(angle), np.sin(angle)])

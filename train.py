@@ -14,15 +14,33 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch import nn
 from tqdm import tqdm
 
 import report
-from model import WEIGHTS_PATH, ConvNet, save_weights, write_atomically
-from synth import NONDIGIT_PEN_STEPS, augment, digit_styles, nondigits, pen_paths
+from model import (
+    MAX_MEMBERS,
+    WEIGHTS_PATH,
+    ConvNet,
+    Ensemble,
+    build_model,
+    save_weights,
+    write_atomically,
+)
+from synth import (
+    NONDIGIT_PEN_STEPS,
+    augment,
+    digit_styles,
+    marks,
+    nondigits,
+    pen_paths,
+    segmentation_junk,
+)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MNIST_FILES = (
@@ -38,8 +56,16 @@ EVAL_BATCH = 2_000
 # probability then means "not a digit".
 NONDIGITS = 12_000  # synthesised once (synth.nondigits); 3,000 more for the threshold
 NONDIGITS_PER_BATCH = 32
+# Segmentation junk (wrong cuts through numbers, synth.segmentation_junk) and marks (taps,
+# dabs, ticks: synth.marks), for the segmentation search's candidates that are no digit.
+JUNK = 6_000
+JUNK_PER_BATCH = 12
+MARKS = 1_000
+MARKS_PER_BATCH = 4
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
+MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
+MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 
 
@@ -117,35 +143,32 @@ def train_step(
 
 
 @torch.no_grad()
-def eval_logits(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+def eval_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The model's logits for images (float in [0, 1], N x 1 x 28 x 28), in eval mode."""
     model.eval()
     batches = images.split(EVAL_BATCH)
     return torch.cat([model(b.contiguous(memory_format=torch.channels_last)) for b in batches])
 
 
-def predict(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The digit read in each image."""
     return eval_logits(model, images).argmax(1)
 
 
-def accuracy(model: ConvNet, images: torch.Tensor, labels: torch.Tensor) -> float:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of images classified correctly."""
     return (predict(model, images) == labels).float().mean().item()
 
 
-def top_probabilities(model: ConvNet, images: torch.Tensor) -> torch.Tensor:
+def top_probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Each image's highest softmax probability: the app's confidence that it is a digit."""
     return eval_logits(model, images).softmax(1).amax(1)
 
 
-def choose_min_confidence(
-    model: ConvNet, digits: torch.Tensor, others: torch.Tensor
-) -> tuple[float, float]:
+def choose_min_confidence(model: nn.Module, digits: torch.Tensor) -> float:
     """The top-probability threshold that declines DECLINE_RATE of the (drawn) validation
-    digits, and the share of the validation non-digits it declines."""
-    threshold = torch.quantile(top_probabilities(model, digits), DECLINE_RATE).item()
-    return threshold, (top_probabilities(model, others) < threshold).float().mean().item()
+    digits."""
+    return torch.quantile(top_probabilities(model, digits), DECLINE_RATE).item()
 
 
 def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -153,78 +176,142 @@ def to_inputs(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device).unsqueeze(1).float().div_(255)
 
 
-def train(args: argparse.Namespace) -> None:
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
+class Pictures(NamedTuple):
+    """Everything a training run draws its batches from, on the device, with the pen paths
+    that `augment` redraws along (None without augmentation)."""
+
+    digits: torch.Tensor
+    labels: torch.Tensor
+    styles: torch.Tensor  # synth.digit_styles
+    style_labels: torch.Tensor
+    others: torch.Tensor  # synth.nondigits
+    junk: torch.Tensor  # synth.segmentation_junk
+    marks: torch.Tensor  # synth.marks: never redrawn
+    paths: tuple[torch.Tensor, ...] | None  # of digits, styles, others and junk
+
+
+def make_pictures(
+    args: argparse.Namespace,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+) -> Pictures:
+    """The training digits (uint8 MNIST `images`), and what this run draws besides them."""
+    x = to_inputs(images, device)
+    n_others = min(NONDIGITS, len(x) // 4)
+    n_junk, n_marks = min(JUNK, len(x) // 8), min(MARKS, len(x) // 40)
+    styles, style_labels = digit_styles(args.seed)
+    others = nondigits(n_others, seed=args.seed).to(device)
+    junk = segmentation_junk(images, labels, n_junk, seed=args.seed).to(device)
+    paths = None
+    if args.augment:
+        paths = tuple(pen_paths(p) for p in (x, styles.to(device), others, junk))
+    return Pictures(
+        x,
+        labels.to(device),
+        styles.to(device),
+        style_labels.to(device),
+        others,
+        junk,
+        marks(n_marks, seed=args.seed).to(device),
+        paths,
+    )
+
+
+def validation_pictures(
+    images: torch.Tensor, labels: torch.Tensor, seed: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """The validation digits and non-digits, drawn as the app meets them (redrawn, moved),
+    from the validation images and with other seeds than training's."""
+    generator = torch.Generator(device=device).manual_seed(seed + 1)
+    digits = to_inputs(images, device)
+    others = nondigits(len(images) * 3 // 5, seed=seed + 1).to(device)
+    junk = segmentation_junk(images, labels, len(images) // 5, seed=seed + 1).to(device)
+    marks_ = marks(len(images) // 10, seed=seed + 1).to(device)
+    return {
+        "digits": augment(digits, pen_paths(digits), generator),
+        "nondigits": augment(others, pen_paths(others), generator, NONDIGIT_PEN_STEPS),
+        "junk": augment(junk, pen_paths(junk), generator, NONDIGIT_PEN_STEPS),
+        "marks": augment(marks_, None, generator, redraw_fraction=0),
+    }
+
+
+def batch(
+    data: Pictures, index: torch.Tensor, generator: torch.Generator, augmented: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The digits at `index`, STYLED_DIGITS_PER_BATCH digits in other styles, their labels,
+    and the batch's non-digits: letters and shapes, segmentation junk and marks."""
+    device = data.digits.device
+
+    def draw(pool: torch.Tensor, count: int) -> torch.Tensor:
+        return torch.randint(len(pool), (count,), generator=generator, device=device)
+
+    styled, other = (
+        draw(data.styles, STYLED_DIGITS_PER_BATCH),
+        draw(data.others, NONDIGITS_PER_BATCH),
+    )
+    junk, mark = draw(data.junk, JUNK_PER_BATCH), draw(data.marks, MARKS_PER_BATCH)
+    x = torch.cat([data.digits[index], data.styles[styled]])
+    y = torch.cat([data.labels[index], data.style_labels[styled]])
+    others, junks, marks_ = data.others[other], data.junk[junk], data.marks[mark]
+    if augmented:
+        digit_paths, style_paths, other_paths, junk_paths = data.paths
+        x = augment(x, torch.cat([digit_paths[index], style_paths[styled]]), generator)
+        others = augment(
+            torch.cat([others, junks]),
+            torch.cat([other_paths[other], junk_paths[junk]]),
+            generator,
+            NONDIGIT_PEN_STEPS,
+        )
+        marks_ = augment(marks_, None, generator, redraw_fraction=0)
+    return x, y, torch.cat([others, marks_] if augmented else [others, junks, marks_])
+
+
+def fit(
+    model: nn.Module,
+    data: Pictures,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    args: argparse.Namespace,
+) -> list[dict]:
+    """Train every member of `model` (a ConvNet, or an Ensemble's members side by side, each
+    step on the same batch) for args.epochs; one report.history_row per epoch."""
+    device = data.digits.device
     generator = torch.Generator(device=device).manual_seed(args.seed)
-
-    train_images, train_labels = load_mnist(args.data_dir, train=True)
-    test_images, test_labels = load_mnist(args.data_dir, train=False)
-    x_train, x_val = (
-        to_inputs(train_images[:-VAL_SIZE], device),
-        to_inputs(train_images[-VAL_SIZE:], device),
-    )
-    y_train, y_val = train_labels[:-VAL_SIZE].to(device), train_labels[-VAL_SIZE:].to(device)
-    if args.limit:
-        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-
-    model = ConvNet().to(device, memory_format=torch.channels_last)
-    n_params = sum(p.numel() for p in model.parameters())
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    steps_per_epoch = -(-len(data.digits) // args.batch_size)
+    optimizers = [
+        torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        for m in members
+    ]
+    schedulers = [
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=args.lr,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=0.2,
+        )
+        for optimizer in optimizers
+    ]
     bfloat16 = uses_bfloat16(device)
-    print(
-        f"device {device}{' (bfloat16 autocast)' if bfloat16 else ''}  "
-        f"parameters {n_params:,}  seed {args.seed}  "
-        f"training images {len(x_train):,}"
-    )
-    started = time.perf_counter()  # training time includes making the pictures and pen paths
-    n_others = min(NONDIGITS, len(x_train) // 4)
-    others = nondigits(n_others + VAL_SIZE * 3 // 5, seed=args.seed).to(device)
-    others, others_val = others[:n_others], others[n_others:]
-    x_styles, y_styles = digit_styles(args.seed)
-    x_styles, y_styles = x_styles.to(device), y_styles.to(device)
-    if args.augment:  # the pen paths that `augment` redraws along
-        paths, other_paths = pen_paths(x_train), pen_paths(others)
-        style_paths = pen_paths(x_styles)
-    pictures = len(x_train) + n_others + len(x_styles)
-    made = f", pen paths of {pictures:,} pictures" if args.augment else ""
-    print(
-        f"{n_others:,} non-digits, {len(x_styles)} digits in other styles{made} "
-        f"in {time.perf_counter() - started:.1f}s"
-    )
-
-    steps_per_epoch = -(-len(x_train) // args.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=args.lr,
-        epochs=args.epochs,
-        steps_per_epoch=steps_per_epoch,
-        pct_start=0.2,
-    )
-
-    history = []  # one report.history_row per epoch
+    history = []
     for epoch in range(1, args.epochs + 1):
         epoch_started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(x_train), generator=generator, device=device)
+        order = torch.randperm(len(data.digits), generator=generator, device=device)
         running_loss = 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False)
         for step in bar:
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
-            styled = torch.randint(
-                len(x_styles), (STYLED_DIGITS_PER_BATCH,), generator=generator, device=device
-            )
-            x = torch.cat([x_train[index], x_styles[styled]])
-            y = torch.cat([y_train[index], y_styles[styled]])
-            pick = torch.randint(
-                n_others, (NONDIGITS_PER_BATCH,), generator=generator, device=device
-            )
-            other = others[pick]
-            if args.augment:
-                x = augment(x, torch.cat([paths[index], style_paths[styled]]), generator)
-                other = augment(other, other_paths[pick], generator, NONDIGIT_PEN_STEPS)
-            loss = train_step(model, optimizer, x, y, other, bfloat16)
-            scheduler.step()
+            x, y, others = batch(data, index, generator, args.augment)
+            losses = [
+                train_step(member, optimizer, x, y, others, bfloat16)
+                for member, optimizer in zip(members, optimizers, strict=True)
+            ]
+            for scheduler in schedulers:
+                scheduler.step()
+            loss = sum(losses) / len(losses)
             running_loss = loss if step == 0 else 0.98 * running_loss + 0.02 * loss
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{running_loss:.4f}")
@@ -232,7 +319,7 @@ def train(args: argparse.Namespace) -> None:
             epoch=epoch,
             loss=running_loss,
             val_accuracy=accuracy(model, x_val, y_val),
-            lr=scheduler.get_last_lr()[0],
+            lr=schedulers[0].get_last_lr()[0],
             seconds=time.perf_counter() - epoch_started,
         )
         history.append(row)
@@ -240,15 +327,52 @@ def train(args: argparse.Namespace) -> None:
             f"epoch {epoch:2d}/{args.epochs}  loss {row['loss']:.4f}  "
             f"val {row['val_accuracy']:.2%}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
         )
+    return history
+
+
+def train(args: argparse.Namespace) -> None:
+    """The whole run: data, pictures, training, threshold, test, report and weights."""
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+
+    # Data: MNIST's training images less the validation ones, and the test set.
+    train_images, train_labels = load_mnist(args.data_dir, train=True)
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
+    val_images, val_labels = train_images[-VAL_SIZE:], train_labels[-VAL_SIZE:]
+    train_images, train_labels = train_images[:-VAL_SIZE], train_labels[:-VAL_SIZE]
+    if args.limit:
+        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+    x_val, y_val = to_inputs(val_images, device), val_labels.to(device)
+
+    model = build_model(args.members).to(device, memory_format=torch.channels_last)
+    n_params = sum(p.numel() for p in model.parameters())
+    bfloat16 = uses_bfloat16(device)
+    print(
+        f"device {device}{' (bfloat16 autocast)' if bfloat16 else ''}  "
+        f"parameters {n_params:,}  members {args.members}  seed {args.seed}  "
+        f"training images {len(train_images):,}"
+    )
+
+    # Pictures: training time includes making the pictures and pen paths.
+    started = time.perf_counter()
+    data = make_pictures(args, train_images, train_labels, device)
+    made = ", pen paths of them all" if args.augment else ""
+    print(
+        f"{len(data.others):,} non-digits, {len(data.junk):,} pieces of segmentation junk, "
+        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles{made} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+    history = fit(model, data, x_val, y_val, args)
 
     # The threshold is set on validation pictures drawn as the app meets them (redrawn,
     # moved): neither the test set nor the evaluation sets choose anything.
-    val_generator = torch.Generator(device=device).manual_seed(args.seed + 1)
-    min_confidence, rejected = choose_min_confidence(
-        model,
-        augment(x_val, pen_paths(x_val), val_generator),
-        augment(others_val, pen_paths(others_val), val_generator, NONDIGIT_PEN_STEPS),
-    )
+    val = validation_pictures(val_images, val_labels, args.seed, device)
+    min_confidence = choose_min_confidence(model, val["digits"])
+    declined = {
+        kind: (top_probabilities(model, val[kind]) < min_confidence).float().mean().item()
+        for kind in ("nondigits", "junk", "marks")
+    }
     train_seconds = time.perf_counter() - started
     # One pass over the test set gives the accuracy, the confusion matrix and the misread digits.
     predicted = predict(model, to_inputs(test_images, device)).cpu()
@@ -260,22 +384,31 @@ def train(args: argparse.Namespace) -> None:
     )
     print(
         f"not a digit below a top probability of {min_confidence:.3f}: declines "
-        f"{DECLINE_RATE:.1%} of drawn validation digits, {rejected:.1%} of non-digits"
+        f"{DECLINE_RATE:.1%} of drawn validation digits, {declined['nondigits']:.1%} of "
+        f"non-digits, {declined['junk']:.1%} of segmentation junk, {declined['marks']:.1%} "
+        "of marks"
     )
 
+    # Files: everything is computed before the first write, and the weights go last: an
+    # interrupted run leaves the previous weights, each file whole.
     metadata = {
         "test_accuracy": f"{test_acc:.4f}",
-        "val_accuracy": f"{row['val_accuracy']:.4f}",
+        "val_accuracy": f"{history[-1]['val_accuracy']:.4f}",
+        "members": str(args.members),
         "min_confidence": f"{min_confidence:.4f}",
-        "val_nondigits_declined": f"{rejected:.4f}",
-        "nondigits": str(n_others),
+        "val_nondigits_declined": f"{declined['nondigits']:.4f}",
+        "val_junk_declined": f"{declined['junk']:.4f}",
+        "val_marks_declined": f"{declined['marks']:.4f}",
+        "nondigits": str(len(data.others)),
+        "junk": str(len(data.junk)),
+        "marks": str(len(data.marks)),
         "epochs": str(args.epochs),
         "batch_size": str(args.batch_size),
         "lr": str(args.lr),
         "weight_decay": str(args.weight_decay),
         "augment": str(args.augment),
         "seed": str(args.seed),
-        "train_images": str(len(x_train)),
+        "train_images": str(len(train_images)),
         "train_seconds": f"{train_seconds:.0f}",
         "device": str(device),
         "precision": "bfloat16 autocast" if bfloat16 else "float32",
@@ -284,8 +417,6 @@ def train(args: argparse.Namespace) -> None:
         "history": report.history_csv(history),
     }
     figure = report.draw_report(history, test_images, test_labels, predicted, metadata)
-    # Everything is computed before the first write, and the weights go last: an interrupted
-    # run leaves the previous weights, each file whole.
     write_atomically(report.report_path(args.out), report.png_bytes(figure))
     write_atomically(report.history_path(args.out), metadata["history"].encode())
     save_weights(model, args.out, metadata)
@@ -296,7 +427,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=MEMBERS,
+        help=f"ConvNets in the ensemble, trained side by side (default {MEMBERS})",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help=f"default: {MEMBER_EPOCHS} / members, the same training time whatever the members",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule"
@@ -317,6 +458,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--limit", type=int, default=0, help=argparse.SUPPRESS
     )  # tests: a small subset
     args = parser.parse_args(argv)
+    if not 1 <= args.members <= MAX_MEMBERS:
+        parser.error(f"--members must be from 1 to {MAX_MEMBERS}")
+    if args.epochs is None:
+        args.epochs = max(1, round(MEMBER_EPOCHS / args.members))
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
     return args

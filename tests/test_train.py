@@ -5,15 +5,17 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.ft2font import FT2Font
 from safetensors.torch import load_file
+from scipy import ndimage
 
 import synth
-from model import WEIGHTS_PATH, load_model, read_metadata
+from model import WEIGHTS_PATH, Ensemble, load_model, read_metadata
 from synth import MAX_PEN_STEPS, augment, pen_paths, redraw, skeletonize
-from train import MNIST_FILES, pick_device
+from train import MEMBER_EPOCHS, MNIST_FILES, parse_args, pick_device
 
 ROOT = WEIGHTS_PATH.parent.parent
 
@@ -101,6 +103,55 @@ def test_training_non_digits_are_drawn_and_made_mnist_like():
     ink = pictures.flatten(1).gt(0.5).sum(1)
     assert ink.min() >= 10  # every maker left a mark, none a blank picture
     assert len({tuple(p.flatten().tolist()) for p in pictures}) == 200
+
+
+def test_segmentation_junk_is_made_mnist_like_from_the_digits_given(mnist_test):
+    images, labels = mnist_test
+    junk = synth.segmentation_junk(images[:500], labels[:500], 90, seed=0)
+    assert junk.shape == (90, 1, 28, 28)
+    assert torch.allclose(junk.amax(dim=(1, 2, 3)), torch.ones(90))
+    # Nearly all different: the same digit may be cut at the same column twice.
+    assert len({tuple(p.flatten().tolist()) for p in junk}) >= 85
+    # A half digit keeps a meaningful share of the ink, and cuts a meaningful share away.
+    digit = images[0].float()
+    for side in ("left", "right"):
+        half = synth._cut(digit.numpy(), 0.4, side)
+        assert 0.4 <= half.sum() / digit.sum() < 0.6
+        assert half.sum() < digit.sum() and (half > 0).sum() > 0
+
+
+def test_marks_are_one_blob_and_never_an_upright_bar():
+    pictures = synth.marks(100, seed=0)
+    assert pictures.shape == (100, 1, 28, 28)
+    assert all(ndimage.label(p[0].numpy() > 0.5)[1] == 1 for p in pictures)
+    bar = np.zeros((112, 112), bool)
+    bar[16:96, 46:66] = True  # a thick-brushed 1, four times as tall as wide
+    tap = np.hypot(*np.mgrid[-56:56, -56:56]) < 20
+    assert synth._like_a_one(bar) and not synth._like_a_one(tap)
+    assert not synth._like_a_one(bar.T)  # a flat dash is no 1
+
+
+def test_cli_trains_an_ensemble_saved_as_one_file(tmp_path):
+    out = tmp_path / "w.safetensors"
+    result = run_train("--members", "2", "--epochs", "1", "--limit", "2000", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "parameters 369,172  members 2" in result.stdout
+    meta = read_metadata(out)
+    assert meta["members"] == "2" and meta["epochs"] == "1"
+    assert float(meta["test_accuracy"]) > 0.7  # chance is 0.10
+    for kind in ("nondigits", "junk", "marks"):
+        assert 0 <= float(meta[f"val_{kind}_declined"]) <= 1
+    model = load_model(out)
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".safetensors"] == ["w.safetensors"]
+
+
+def test_default_epochs_share_one_training_time_among_the_members():
+    assert parse_args([]).epochs * parse_args([]).members == MEMBER_EPOCHS
+    assert parse_args(["--members", "3"]).epochs == MEMBER_EPOCHS // 3
+    assert parse_args(["--members", "3", "--epochs", "7"]).epochs == 7
+    with pytest.raises(SystemExit):
+        parse_args(["--members", "0"])
 
 
 def test_digits_in_other_styles_are_labelled_and_made_mnist_like():
