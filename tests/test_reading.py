@@ -17,6 +17,11 @@ BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest ed
 NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
 
 
+def glyphs(model, canvas: np.ndarray) -> list[preprocess.Glyph]:
+    """The glyphs the reading chose for a canvas (the search's best path)."""
+    return reading.read(canvas, model, app.MIN_CONFIDENCE).glyphs
+
+
 def number_canvas(
     digits: list[np.ndarray],
     rng: np.random.Generator,
@@ -104,7 +109,7 @@ def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
     for _ in range(NUMBERS):
         chosen = rng.choice(len(images), size=int(rng.integers(2, 5)), replace=False)
         canvas, boxes = number_canvas([images[i] for i in chosen], rng)
-        found = preprocess.glyphs(canvas)
+        found = glyphs(model, canvas)
         assert len(found) == len(chosen)
         for glyph, box in zip(found, boxes, strict=True):
             assert np.abs(np.subtract(glyph.box, box)).max() <= BOX_SLACK, (glyph.box, box)
@@ -124,13 +129,13 @@ def test_european_ones_and_sevens_are_read(model, shape, digit):
         assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
 
 
-def test_each_glyph_is_read_from_its_own_ink_only():
+def test_each_glyph_is_read_from_its_own_ink_only(model):
     """An L and a 7 whose boxes overlap (not touching): each glyph's input is what its shape
     alone gives, the other's ink masked out."""
     ell = [[(140, 40), (140, 230), (250, 230)]]
     seven = [[(220, 60), (360, 60), (300, 240)]]
     canvas = strokes_canvas(ell + seven)
-    first, second = preprocess.glyphs(canvas)
+    first, second = glyphs(model, canvas)
     assert first.box[2] > second.box[0]  # the boxes do overlap
     for glyph, shape in [(first, ell), (second, seven)]:
         assert np.array_equal(glyph.input, preprocess.to_model_input(strokes_canvas(shape)))
@@ -142,36 +147,36 @@ def test_a_digit_in_separate_strokes_is_one_glyph(model, shape, digit):
     alone or as part of a number."""
     for side, left in [(220, 170), (200, 40)]:
         canvas = strokes_canvas(placed(shape, left, 40, side))
-        (glyph,) = preprocess.glyphs(canvas)
+        (glyph,) = glyphs(model, canvas)
         assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
     two = strokes_canvas(placed(shape, 40, 40, 200) + placed(shape, 300, 50, 190))
-    assert [g.box[0] < 280 for g in preprocess.glyphs(two)] == [True, False]
+    assert [g.box[0] < 280 for g in glyphs(model, two)] == [True, False]
     assert reading.read(two, model, app.MIN_CONFIDENCE).text == digit * 2
 
 
-def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test):
+def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     rng = np.random.default_rng(1)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], rng)
-    clean = preprocess.glyphs(canvas)
+    clean = glyphs(model, canvas)
     clicks = canvas.copy()
     far = [(x, y) for x in range(10, 560, 30) for y in range(10, 280, 30) if away(x, y, boxes)]
     for x, y in far[:: len(far) // 4][:4]:  # stray clicks: one brush dab each, away from ink
         clicks = np.maximum(clicks, strokes_canvas([[(x, y)]]))
     x, y = far[len(far) // 2]  # and a flick: bigger than a click, small beside the digits
     clicks = np.maximum(clicks, strokes_canvas([[(x, y), (x + 10, y - 6)]]))
-    assert [g.box for g in preprocess.glyphs(clicks)] == [g.box for g in clean]
+    assert [g.box for g in glyphs(model, clicks)] == [g.box for g in clean]
     left, top, right, bottom = boxes[1]
     dotted = np.maximum(canvas, strokes_canvas([[(right - 5, top - 4)]], pen=6))  # a pen slip
-    assert len(preprocess.glyphs(dotted)) == len(clean)
+    assert len(glyphs(model, dotted)) == len(clean)
     lone = strokes_canvas([[(280, 140)]])  # a lone click on an empty canvas
-    assert preprocess.glyphs(lone) == [] and preprocess.to_model_input(lone) is None
+    assert glyphs(model, lone) == [] and preprocess.to_model_input(lone) is None
 
 
-def test_a_smiley_is_one_glyph():
+def test_a_smiley_is_one_glyph(model):
     """Its eyes (dabs of the pen) and its mouth sit inside the face: one mark, not four."""
     canvas = strokes_canvas(placed(SMILEY, 180, 30, 220))
-    (glyph,) = preprocess.glyphs(canvas)
+    (glyph,) = glyphs(model, canvas)
     assert np.array_equal(glyph.input, preprocess.to_model_input(canvas))
 
 
@@ -182,13 +187,13 @@ def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
     )
 
 
-def test_a_letter_between_digits_is_its_own_glyph(mnist_test):
+def test_a_letter_between_digits_is_its_own_glyph(mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
     letter = strokes_canvas(placed(A, 200, 70, 150))
     middle = alone(canvas, boxes[1])
     canvas = np.maximum(canvas - middle, letter)  # the A replaces the middle digit
-    found = preprocess.glyphs(canvas)
+    found = glyphs(model, canvas)
     assert len(found) == 3
     assert found[1].box[0] >= 200 - PEN and found[1].box[2] <= 350 + PEN
 
