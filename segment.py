@@ -4,25 +4,24 @@ After LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied
 document recognition", section V (heuristic over-segmentation, the segmentation graph and
 its best path), as their cheque reader did:
 
-    the ink's pieces (preprocess.pieces)
-    -> candidate cuts through each piece: seams from top to bottom that cross the least
-       ink (thin necks and valleys of the ink, where touching digits usually join)
-    -> atoms: the ink between cuts, and whole pieces, left to right
-    -> candidate glyphs: one atom, or up to MAX_SPAN neighbouring atoms together (a piece,
-       pieces drawn after a pen lift, part of a piece between two cuts)
+    the ink's pieces (preprocess.pieces: connected ink, specks and dabs dropped, dots joined)
+    -> candidate cuts through each piece: straight cuts at the valleys of its vertical
+       ink profile (thin necks, the joint where two digits touch)
+    -> atoms: the ink between cuts, and whole pieces, ordered left to right
+    -> candidate glyphs: one atom, or neighbouring atoms together (a whole piece, pieces
+       drawn after a pen lift, part of a piece between two cuts), when no wider than a digit
     -> every candidate read by the model, in one batch
-    -> the best path through the atoms: the glyphs that use every atom once, left to right,
-       with the least cost: each glyph costs GLYPH_COST, and each of its atoms the
-       model's surprise at the glyph, -log(its top probability)
+    -> the best path through the atoms (dynamic programming, left to right): the glyphs
+       that use every atom once with the least cost, each glyph costing the model's
+       surprise at it, -log(its top probability), plus GLYPH_COST
 
 The path's glyphs are what reading.py judges: each is a digit, or "not a digit" when its
 top probability is below the weights' threshold. The cost is the model's own surprise,
 so a bad cut (half a digit, a digit with a piece of its neighbour, two digits as one)
-loses to the good one when the model reads the bad one as unsure. It is counted for every
-atom the glyph covers, as the evidence for each piece of ink: otherwise a glyph that is not
-a digit, at the most surprise a reader trained to be unsure of such things gives (log 10),
-would absorb its neighbours for free. GLYPH_COST is the prior against splitting one digit
-into several that each look like a digit.
+loses to the good one when the model reads the bad one as unsure: the better the reader
+refuses such junk, the better the search. GLYPH_COST is the prior against splitting one
+digit into several that each look like a digit. Still out of reach: digits written over
+each other, and joined-up writing, where no straight cut separates two digits.
 """
 
 from collections.abc import Callable
@@ -35,19 +34,24 @@ from scipy import ndimage
 import preprocess
 from preprocess import Glyph, Ink
 
-# Measured by benchmarks/heldout.py on drawings training never saw (README, "Reading a number").
-GLYPH_COST = 0.3  # nats a glyph costs on top of -log(top probability)
-MAX_SPAN = 4  # atoms in one glyph: a 4 drawn in two strokes and cut once more, a 5 with its bar
-MAX_ATOMS = 24  # more atoms than this is scribbling or text: not searched (3 atoms a digit)
-MAX_ASPECT = 1.7  # a glyph of several atoms wider than this times its height is not one digit:
-#                   of MNIST's 60,000 training digits 99.9% are narrower than 1.67
-MAX_GAP = 0.35  # nor one whose atoms leave a blank wider than this times its height between them
-MAX_CUT_PENS = 2.5  # a seam crossing more ink than this many pen widths is no joint of two digits
+# Each measured by benchmarks/heldout.py and the MNIST training set (README, "Reading a number").
+GLYPH_COST = 0.6  # nats each glyph costs beyond the model's surprise: the prior against
+#                   reading one digit as several (0.3 split more non-digits into "digits",
+#                   1.0 merged more touching digits into one glyph)
+SHORT_COST = 10.0  # nats for a glyph cut from a piece less than MIN_PART_HEIGHT of its height:
+#                    only when nothing else covers its ink
+MIN_PART_HEIGHT = 0.5  # digits in a number are of a size: a cut part shorter than half its
+#                        piece is a piece of a digit (an L's foot, an A's leg)
 MIN_PART_PENS = 1.0  # each side of a cut spans at least a pen width across...
-MIN_PART_WIDTH = 0.1  # ...and this share of the piece's height (a 1 is narrow, but not a sliver)
-MIN_PART_HEIGHT = 0.5  # and this share of its height up and down: digits in a number are of a
-#                        size, so a part that is not is a piece of one (an L's foot, an A's leg)
-DRIFT_COST = 0.05  # ink pixels a seam's sideways step costs: through paper a seam goes straight
+MIN_PART_WIDTH = 0.1  # ...and this share of the piece's height (a 1 is narrow, not a sliver)
+CUT_WINDOW = 0.5  # a valley of the ink profile is its lowest within this many pen widths...
+VALLEY_REACH = 0.5  # ...and at least PROMINENCE_PENS below the highest ink within this share
+PROMINENCE_PENS = 0.5  # of the height on both sides (a joint between two shapes, not a bar)
+MAX_SPAN = 8  # atoms in one glyph (a digit cut at several valleys, or drawn in pieces)
+MAX_ATOMS = 32  # beyond this the drawing is scribbling or text: not searched (4 atoms a digit)
+MAX_ASPECT = 1.7  # a glyph of several atoms wider than this times its height is not one digit:
+#                   99.9% of MNIST's 60,000 training digits are narrower than 1.67
+MAX_GAP = 0.35  # nor one whose atoms leave a blank wider than this share of its height
 
 Classify = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, 28, 28) -> (N, 10) probabilities
 
@@ -66,8 +70,8 @@ def segment(ink: Ink, classify: Classify) -> Segmentation:
     once. No ink gives no glyphs; more than MAX_ATOMS atoms give one glyph a piece, unread.
     """
     pieces = preprocess.pieces(ink)
-    atoms = _atoms(pieces)
-    count = len(_boxes(atoms))
+    atoms, piece_of = _atoms(pieces)
+    count = len(piece_of)
     if count == 0:
         return Segmentation([], torch.empty(0, 10))
     if count > MAX_ATOMS:  # the pieces themselves, for callers that count them
@@ -76,114 +80,67 @@ def segment(ink: Ink, classify: Classify) -> Segmentation:
             for k, (t, b, lo, hi) in enumerate(pieces.boxes)
         ]
         return Segmentation(sorted(unread, key=_centre), None)
-    spans = _candidates(atoms)
+    spans, short = _candidates(atoms, piece_of, pieces.boxes)
     glyphs = [_glyph(ink, atoms, span) for span in spans]
     probabilities = classify(torch.cat([g.input for g in glyphs]))
     surprise = -torch.log(probabilities.max(dim=1).values.clamp_min(1e-12))
-    sizes = torch.tensor([last - first for first, last in spans], dtype=surprise.dtype)
-    path = _best_path(count, spans, (GLYPH_COST + sizes * surprise).tolist())
+    costs = GLYPH_COST + surprise + SHORT_COST * torch.tensor(short, dtype=surprise.dtype)
+    path = _best_path(count, spans, costs.tolist())
     return Segmentation([glyphs[k] for k in path], probabilities[path])
 
 
-def _atoms(pieces: preprocess.Pieces) -> np.ndarray:
+def _atoms(pieces: preprocess.Pieces) -> tuple[np.ndarray, np.ndarray]:
     """Each piece cut where touching digits may join: the atom of every ink pixel, numbered
-    1, 2, ... left to right (by the centre of their boxes), 0 on paper."""
+    1, 2, ... left to right (by the centre of their boxes), 0 on paper; and the piece
+    (0, 1, ...) each atom comes from."""
     atoms = np.zeros_like(pieces.labels)
-    count = 0
+    piece_of = []
     for k, (top, bottom, left, right) in enumerate(pieces.boxes):
         own = pieces.labels[top:bottom, left:right] == k + 1
-        parts = _parts(own, _cuts(own, pieces.pen))
-        atoms[top:bottom, left:right][own] = count + 1 + parts[own]
-        count += int(parts[own].max()) + 1
-    if count == 0:
-        return atoms
-    centres = [(c.start + c.stop) / 2 for _, c in ndimage.find_objects(atoms)]
-    order = np.zeros(count + 1, int)
-    order[1:][np.argsort(centres, kind="stable")] = np.arange(1, count + 1)
-    return order[atoms]
+        cuts = _cuts(own, pieces.pen)
+        part = np.searchsorted(cuts, np.arange(right - left), side="right")  # of each column
+        atoms[top:bottom, left:right][own] = len(piece_of) + 1 + part[np.nonzero(own)[1]]
+        piece_of += [k] * (len(cuts) + 1)
+    if not piece_of:
+        return atoms, np.zeros(0, int)
+    found = ndimage.find_objects(atoms)
+    present = [i for i, s in enumerate(found) if s is not None]  # a cut may leave a part empty
+    centres = [(found[i][1].start + found[i][1].stop) / 2 for i in present]
+    ranked = np.array(present)[np.argsort(centres, kind="stable")]
+    order = np.zeros(len(found) + 1, int)
+    order[ranked + 1] = np.arange(1, len(ranked) + 1)
+    return order[atoms], np.array(piece_of)[ranked]
 
 
-def _cuts(own: np.ndarray, pen: float) -> list[np.ndarray]:
-    """Where a piece (a boolean ink crop) may be two digits or more: seams, each the column
-    it takes in every row, left to right. A seam is the path from top to bottom through the
-    least ink (a step sideways costs DRIFT_COST), so it goes through a neck or a valley of
-    the ink; those ending at a local minimum of the ink crossed, crossing at most
-    MAX_CUT_PENS pen widths, are tried cheapest first and kept when both sides stay wider
-    than a sliver."""
+def _cuts(own: np.ndarray, pen: float) -> list[int]:
+    """Where a piece (a boolean ink crop) may be two digits or more: the columns (each the
+    first of the part right of the cut) at the valleys of its vertical ink profile, where
+    a neck or a thin joint holds two shapes together. A valley is the profile's lowest
+    within CUT_WINDOW pen widths, PROMINENCE_PENS below its highest within VALLEY_REACH of
+    the height on both sides, and leaves a part of at least a pen width (MIN_PART_PENS) and
+    MIN_PART_WIDTH of the height on either side; a flat valley is cut in its middle, and
+    cuts are a pen width apart at least, the deepest first."""
     height, width = own.shape
     min_part = max(MIN_PART_PENS * pen, MIN_PART_WIDTH * height)
     if width < 2 * min_part:
         return []
-    crossed, steps = _seam_costs(own.astype(np.float32))
-    reach = int(min_part)
-    lowest = ndimage.minimum_filter1d(crossed, 2 * reach + 1, mode="nearest")
-    ends = np.flatnonzero(
-        (crossed <= lowest) & (crossed <= MAX_CUT_PENS * pen) & (np.arange(width) >= min_part)
+    profile = own.sum(axis=0)
+    reach = max(1, int(CUT_WINDOW * pen))
+    lowest = ndimage.minimum_filter1d(profile, 2 * reach + 1, mode="nearest")
+    side = max(1, int(VALLEY_REACH * height))
+    before = ndimage.maximum_filter1d(profile, side, origin=(side - 1) // 2, mode="nearest")
+    after = ndimage.maximum_filter1d(profile[::-1], side, origin=(side - 1) // 2, mode="nearest")
+    deep = np.minimum(before, after[::-1]) - profile >= PROMINENCE_PENS * pen
+    columns = np.arange(width)
+    valleys = np.flatnonzero(
+        deep & (profile <= lowest) & (columns >= min_part) & (columns <= width - min_part)
     )
-    ends = ends[ends <= width - min_part]
-    runs = np.split(ends, np.flatnonzero(np.diff(ends) > 1) + 1) if ends.size else []
-    kept: list[np.ndarray] = []
-    for end in sorted((run[len(run) // 2] for run in runs), key=lambda e: crossed[e]):
-        trial = _uncrossed(kept + [_trace(steps, int(end))])
-        if _big_enough(own, _parts(own, trial), min_part):
-            kept = trial
-    return kept
-
-
-def _seam_costs(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Seam carving's dynamic programme (Avidan and Shamir, 2007) from top to bottom: the
-    least ink crossed by a path ending at each bottom column, and each pixel's step (-1, 0,
-    +1: the column it came from, relative to its own)."""
-    height, width = ink.shape
-    total = ink[0].copy()
-    steps = np.zeros((height, width), np.int8)
-    for row in range(1, height):
-        straight = total
-        from_left = np.concatenate(([np.inf], total[:-1])) + DRIFT_COST
-        from_right = np.concatenate((total[1:], [np.inf])) + DRIFT_COST
-        best = np.minimum(straight, np.minimum(from_left, from_right))
-        steps[row] = np.where(straight <= best, 0, np.where(from_left <= best, -1, 1))
-        total = best + ink[row]
-    return total, steps
-
-
-def _trace(steps: np.ndarray, end: int) -> np.ndarray:
-    """The seam ending at bottom column `end`: its column in every row."""
-    columns = np.empty(len(steps), int)
-    columns[-1] = end
-    for row in range(len(steps) - 1, 0, -1):
-        columns[row - 1] = columns[row] + steps[row, columns[row]]
-    return columns
-
-
-def _uncrossed(seams: list[np.ndarray]) -> list[np.ndarray]:
-    """Seams sorted by their bottom column, each kept at or right of the one before (two
-    least-ink paths may swap places on a diagonal)."""
-    ordered = sorted(seams, key=lambda s: s[-1])
-    return list(np.maximum.accumulate(np.array(ordered), axis=0)) if ordered else []
-
-
-def _parts(own: np.ndarray, seams: list[np.ndarray]) -> np.ndarray:
-    """For each pixel of the crop, how many seams lie at or left of it: 0 for the part left
-    of every cut, 1 between the first two... (a seam's own pixels go right)."""
-    columns = np.arange(own.shape[1])
-    parts = np.zeros(own.shape, int)
-    for seam in seams:
-        parts += columns[None, :] >= seam[:, None]
-    return parts
-
-
-def _big_enough(own: np.ndarray, parts: np.ndarray, min_part: float) -> bool:
-    """Whether each part's ink spans at least `min_part` columns and MIN_PART_HEIGHT of the
-    piece's rows."""
-    for part in range(int(parts.max()) + 1):
-        ink = own & (parts == part)
-        columns, rows = np.flatnonzero(ink.any(axis=0)), np.flatnonzero(ink.any(axis=1))
-        if columns.size == 0 or columns[-1] + 1 - columns[0] < min_part:
-            return False
-        if rows[-1] + 1 - rows[0] < MIN_PART_HEIGHT * len(own):
-            return False
-    return True
+    runs = np.split(valleys, np.flatnonzero(np.diff(valleys) > 1) + 1) if valleys.size else []
+    kept: list[int] = []
+    for column in sorted((int(run[len(run) // 2]) for run in runs), key=lambda c: profile[c]):
+        if all(abs(column - other) >= pen for other in kept):
+            kept.append(column)
+    return sorted(kept)
 
 
 def _boxes(atoms: np.ndarray) -> np.ndarray:
@@ -192,12 +149,18 @@ def _boxes(atoms: np.ndarray) -> np.ndarray:
     return np.array([(r.start, r.stop, c.start, c.stop) for r, c in found]).reshape(-1, 4)
 
 
-def _candidates(atoms: np.ndarray) -> list[tuple[int, int]]:
+def _candidates(
+    atoms: np.ndarray, piece_of: np.ndarray, piece_boxes: np.ndarray
+) -> tuple[list[tuple[int, int]], list[bool]]:
     """The runs of neighbouring atoms (first, last + 1) that may be one glyph: every atom
     alone, and up to MAX_SPAN together when they are no wider than a digit (MAX_ASPECT)
-    and leave no blank wider than MAX_GAP of their height between them."""
+    and leave no blank wider than MAX_GAP of their height between them; and for each,
+    whether it is short: part of a piece, less than MIN_PART_HEIGHT of that piece's height
+    (an L's foot, an A's leg: digits in a number are of a size)."""
     boxes = _boxes(atoms)
-    spans = []
+    heights = piece_boxes[:, 1] - piece_boxes[:, 0]
+    atoms_in = np.bincount(piece_of, minlength=len(piece_boxes))
+    spans, short = [], []
     for first in range(len(boxes)):
         for last in range(first + 1, min(first + MAX_SPAN, len(boxes)) + 1):
             run = boxes[first:last]
@@ -207,8 +170,11 @@ def _candidates(atoms: np.ndarray) -> list[tuple[int, int]]:
                 width > MAX_ASPECT * height or _widest_blank(run) > MAX_GAP * height
             ):
                 break  # a longer run is wider still
+            taken = np.bincount(piece_of[first:last], minlength=len(piece_boxes))
+            cut = (taken > 0) & (taken < atoms_in)
             spans.append((first, last))
-    return spans
+            short.append(bool(cut.any() and height < MIN_PART_HEIGHT * heights[cut].max()))
+    return spans, short
 
 
 def _widest_blank(boxes: np.ndarray) -> float:
