@@ -55,6 +55,8 @@ MAX_ATOMS = 32  # beyond this the drawing is scribbling or text: not searched (4
 MAX_ASPECT = 1.7  # a glyph of several atoms wider than this times its height is not one digit:
 #                   99.9% of MNIST's 60,000 training digits are narrower than 1.67
 MAX_GAP = 0.35  # nor one whose atoms leave a blank wider than this share of its height
+MAX_GAP_PENS = 1.5  # or than this many pen widths: a pen lift within a digit leaves
+#                     less (the hand comes back to where it left off), a number more
 
 Classify = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, 28, 28) -> (N, 10) probabilities
 
@@ -83,7 +85,7 @@ def segment(ink: Ink, classify: Classify) -> Segmentation:
             for k, (t, b, lo, hi) in enumerate(pieces.boxes)
         ]
         return Segmentation(sorted(unread, key=_centre), None)
-    spans, short = _candidates(atoms, piece_of, pieces.boxes)
+    spans, short = _candidates(atoms, piece_of, pieces)
     boxes = _boxes(atoms)
     glyphs = [_glyph(ink, atoms, boxes, span) for span in spans]
     probabilities = classify(torch.cat([g.input for g in glyphs]))
@@ -154,14 +156,14 @@ def _boxes(atoms: np.ndarray) -> np.ndarray:
 
 
 def _candidates(
-    atoms: np.ndarray, piece_of: np.ndarray, piece_boxes: np.ndarray
+    atoms: np.ndarray, piece_of: np.ndarray, pieces: preprocess.Pieces
 ) -> tuple[list[tuple[int, int]], list[bool]]:
     """The runs of neighbouring atoms (first, last + 1) that may be one glyph: every atom
     alone, and up to MAX_SPAN together when they are no wider than a digit (MAX_ASPECT)
     and leave no blank wider than MAX_GAP of their height between them; and for each,
     whether it is short: part of a piece, less than MIN_PART_HEIGHT of that piece's height
     (an L's foot, an A's leg: digits in a number are of a size)."""
-    boxes = _boxes(atoms)
+    boxes, piece_boxes = _boxes(atoms), pieces.boxes
     heights = piece_boxes[:, 1] - piece_boxes[:, 0]
     atoms_in = np.bincount(piece_of, minlength=len(piece_boxes))
     spans, short = [], []
@@ -171,7 +173,8 @@ def _candidates(
             height = run[:, 1].max() - run[:, 0].min()
             width = run[:, 3].max() - run[:, 2].min()
             if last - first > 1 and (
-                width > MAX_ASPECT * height or _widest_blank(run) > MAX_GAP * height
+                width > MAX_ASPECT * height
+                or _widest_blank(run) > min(MAX_GAP * height, MAX_GAP_PENS * pieces.pen)
             ):
                 break  # a longer run is wider still
             taken = np.bincount(piece_of[first:last], minlength=len(piece_boxes))
@@ -195,7 +198,7 @@ def _glyph(ink: Ink, atoms: np.ndarray, boxes: np.ndarray, span: tuple[int, int]
     """The glyph of atoms span[0] + 1 to span[1] (their labels), cropped to their ink."""
     first, last = span
     run = boxes[first:last]
-    box = (run[:, 0].min(), run[:, 1].max(), run[:, 2].min(), run[:, 3].max())
+    box = (int(run[:, 0].min()), int(run[:, 1].max()), int(run[:, 2].min()), int(run[:, 3].max()))
     region = atoms[box[0] : box[1], box[2] : box[3]]
     return preprocess.glyph(ink, (region > first) & (region <= last), box)
 
