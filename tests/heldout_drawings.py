@@ -544,6 +544,16 @@ def touching_numbers(
         yield Drawing(picture, f"{length}-digit touching", f"MNIST #{names}", text, boxes)
 
 
+def touching_canvas(
+    digits: list[np.ndarray], rng: np.random.Generator, overlap: float = TOUCH_OVERLAP[0]
+) -> tuple[Image.Image | np.ndarray, tuple]:
+    """MNIST digits drawn with the app's brush on its canvas, each touching the one before
+    and overlapping it by `overlap` of the height; and each digit's ink box."""
+    tiles = _digit_tiles(digits, rng)
+    overlap *= max(t.shape[0] for t in tiles)
+    return _app_canvas(tiles, [-overlap] * (len(tiles) - 1), rng)
+
+
 def pen_lift_digits(
     images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0, others: int = 0
 ) -> Iterator[Drawing]:

@@ -2,9 +2,13 @@
 app's wide canvas, hand strokes (a 5 with a detached bar, a 4 in two strokes, a letter),
 specks, and the reading's verdicts through the committed model."""
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from drawn_digits import draw, paint
+from heldout_drawings import touching_canvas
 from PIL import Image
 
 import app
@@ -15,6 +19,8 @@ CANVAS = app.CANVAS_SIZE  # width, height: what the sketchpad exports
 PEN = 2 * app.BRUSH_RADIUS  # the sketchpad's stroke width, canvas pixels
 BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest edge is dropped
 NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
+CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"  # ../shared/cases
+TOUCHING_PAIRS = [(1, 0), (4, 7), (2, 3), (9, 1), (3, 8)]  # digits, by label
 
 
 def glyphs(model, canvas: np.ndarray) -> list[preprocess.Glyph]:
@@ -93,6 +99,13 @@ A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
 # previous weights read it as a 7), a 7 with a bar across (a stroke of its own).
 ONE_WITH_FLAG = [[(0.25, 0.32), (0.6, 0.05), (0.55, 0.95)]]
 SEVEN_WITH_BAR = [[(0.2, 0.1), (0.8, 0.1), (0.4, 0.95)], [(0.35, 0.5), (0.75, 0.5)]]
+# Drawn after a pen lift: a 4 whose bar stops short of its stem, a 9 whose stem was drawn
+# beside its loop.
+OPEN_FOUR = [[(0.4, 0.05), (0.15, 0.55), (0.58, 0.55)], [(0.72, 0.02), (0.72, 0.98)]]
+LIFTED_NINE = [
+    [(0.4 + 0.25 * np.cos(a), 0.28 + 0.25 * np.sin(a)) for a in np.linspace(0, 6.3, 40)],
+    [(0.72, 0.3), (0.7, 0.98)],
+]
 SMILEY = (
     [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in np.linspace(0, 6.3, 40)]]
     + [[(0.35, 0.38)], [(0.65, 0.38)]]  # eyes: a dab of the pen each
@@ -256,3 +269,81 @@ def test_a_glyph_below_the_threshold_makes_the_drawing_not_a_digit(mnist_test, m
         assert entry["box"] == list(glyph.box)
     accepted = reading.read(canvas, model, min_confidence=0.0)
     assert accepted.status == "number" and accepted.is_digit() == [True, True]
+
+
+def first_of(images: np.ndarray, labels: np.ndarray, digit: int) -> np.ndarray:
+    return images[int(np.flatnonzero(labels == digit)[0])]
+
+
+@pytest.mark.parametrize("pair", TOUCHING_PAIRS)
+def test_a_touching_pair_is_split_at_the_joint(mnist_test, model, pair):
+    """Two real digits drawn with the app's brush, the second touching and just overlapping
+    the first: two glyphs, read right, each box its own digit's ink (ending at the cut)."""
+    images, labels = (t.numpy() for t in mnist_test)
+    canvas, boxes = touching_canvas(
+        [first_of(images, labels, d) for d in pair], np.random.default_rng(0), overlap=0.03
+    )
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert (result.status, result.text) == ("number", "".join(map(str, pair)))
+    (left, right) = [g.box for g in result.glyphs]
+    assert left[2] == right[0]  # the boxes end at the cut
+    (true_left, true_right) = boxes
+    assert true_right[0] - PEN <= left[2] <= true_left[2] + PEN  # where the digits meet
+    assert abs(left[0] - true_left[0]) <= BOX_SLACK and abs(right[2] - true_right[2]) <= BOX_SLACK
+    assert [d["box"] for d in result.as_json()["digits"]] == [list(left), list(right)]
+
+
+@pytest.mark.parametrize(
+    "strokes, text",
+    [(OPEN_FOUR, "4"), (LIFTED_NINE, "9"), (FIVE + [], "5")],
+)
+def test_digits_drawn_with_a_pen_lift(model, strokes, text):
+    """An open 4 whose bar stops short of its stem, a 9 whose stem is beside its loop: the
+    strokes do not touch, and the search reads them as one digit, at any size or place."""
+    for side, left, top in [(220, 170, 40), (150, 40, 100), (110, 420, 20)]:
+        canvas = strokes_canvas(placed(strokes, left, top, side))
+        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        assert (result.status, result.text) == ("digit", text), (side, left)
+
+
+def test_54_with_an_open_four(model):
+    canvas = strokes_canvas(placed(FIVE, 40, 40, 200) + placed(OPEN_FOUR, 270, 40, 200))
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert (result.status, result.text) == ("number", "54")
+    assert result.glyphs[0].box[2] < result.glyphs[1].box[0]
+
+
+@pytest.mark.parametrize("slide", [0, 6, 10, 20])
+def test_a_smudge_is_no_digit(model, slide):
+    """A tap of the brush, dragged a little (a smudge), anywhere: no digit, never a 0."""
+    for x, y in [(280, 140), (60, 230), (500, 40)]:
+        canvas = strokes_canvas([[(x, y), (x + slide, y + slide / 2)]])
+        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        assert result.status in ("empty", "not_a_digit") and result.text is None
+
+
+def test_a_letter_between_touching_digits_is_not_a_digit(model):
+    """A 1, an A whose feet touch it and the 7 after it: the A is still not a digit."""
+    one, seven = [[(140, 40), (140, 240)]], [[(300, 60), (430, 60), (305, 240)]]
+    strokes = one + placed(A, 112, 30, 220) + seven
+    canvas = strokes_canvas(strokes)
+    assert len(preprocess.pieces(preprocess.ink(canvas)).boxes) == 1  # it is all one piece
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert result.status == "not_a_digit" and result.text is None
+    assert None in [d["digit"] for d in result.as_json()["digits"]]
+
+
+def canvas_cases() -> list[dict]:
+    with open(CASES / "manifest.csv", newline="") as f:
+        return [row for row in csv.DictReader(f) if row["input"] == "canvas"]
+
+
+@pytest.mark.skipif(not CASES.is_dir(), reason="../shared/cases is not here")
+@pytest.mark.parametrize("case", canvas_cases() if CASES.is_dir() else [], ids=lambda c: c["file"])
+def test_shared_canvas_cases(case):
+    """Each drawing of ../shared/cases that comes from the sketchpad, through the app's own
+    answer, reads as its manifest says."""
+    picture = np.asarray(Image.open(CASES / case["file"]).convert("RGBA"))
+    label, seen, json = app.answer(picture)
+    assert json["status"] in case["expected_status"].split("|")
+    assert json["text"] == (case["expected_text"] or None)
