@@ -8,9 +8,16 @@ Every drawing of tests/heldout_drawings.py goes through the full reading path
 would, and the benchmark prints:
   - non-digits (Hershey letters, Greek, symbols, hand-drawn shapes, doodles) answered
     "not a digit", by kind (goal >= 90%);
-  - numbers of 2 to 4 MNIST test digits read exactly, by length (goal >= 95%);
+  - numbers of 2 to 4 MNIST test digits read exactly, by length: apart (goal >= 95%), and
+    with neighbours touching or just overlapping, drawn with the app's brush on its canvas
+    (goal >= 85%);
+  - taps, dabs, short ticks and small scribbles with the app's brush read as no digit
+    (empty or not_a_digit; goal >= 95%);
+  - MNIST test digits drawn with a pen lift (two strokes that do not touch), alone and in
+    a number (goal >= 95%);
   - single digits read correctly, wrongly declined or misread: MNIST test images, MNIST
-    test digits redrawn, UCI digits by other writers, Hershey digits in styles unlike MNIST's
+    test digits redrawn, UCI digits by other writers (as pictures, and thinned and redrawn
+    with a pen), Hershey digits in styles unlike MNIST's
     and digits in Debian's handwriting fonts (evaluation only: where they are installed,
     `apt-get install fonts-dkg-handwriting fonts-breip fonts-bwht fonts-comic-neue`).
 The threshold is the weights' "min_confidence" unless --threshold says otherwise; --sweep
@@ -18,7 +25,7 @@ prints what other thresholds would trade (non-digits declined against digits dec
 applying reading's rule to the same readings: a drawing is "not a digit" when any of its
 glyphs' top probability is below the threshold. Threshold 0 declines nothing: its row is
 what the digit reader gets alone, the ceiling that any threshold trades down from.
---weights measures a candidate file.
+--weights measures a candidate file; --sets runs some of the sets only.
 """
 
 import argparse

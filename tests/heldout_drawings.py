@@ -10,7 +10,9 @@ curves. Digits come from MNIST's test set (as pictures, and redrawn canvas-style
 digits of 43 other writers that scikit-learn ships (8x8, 16 grey levels), Hershey digits in
 styles unlike MNIST's (script, cursive, italic) and, where Debian's handwriting font
 packages are installed, digits typeset in them. Numbers are MNIST test digits redrawn side
-by side on a wide canvas, never touching.
+by side on a wide canvas, never touching; and, on the app's own canvas with its brush,
+numbers whose neighbours touch or just overlap, digits drawn with a pen lift (alone and in
+a number), and taps, dabs, short ticks and small scribbles, which are no digit.
 
 EVALUATION ONLY: nothing here (Hershey fonts, handwriting fonts, UCI digits) may ever be
 trained on, or the benchmark stops measuring other writers. Everything is drawn with
