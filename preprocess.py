@@ -3,17 +3,17 @@
 MNIST digits were cropped to their ink, scaled so the longer side is 20 pixels and placed
 in a 28x28 field with their centre of mass at the centre. A canvas or a photo resized
 whole to 28x28 looks nothing like that when the digit is small, thin or off-centre, so
-every picture the app sees (sketch, upload, API call) goes through `glyphs`:
+every picture the app sees (sketch, upload, API call) goes through here:
 
     composite transparency -> grayscale -> ink white on black (a photo: the sheet, then the
-    ink on it, photo.py) -> drop faint noise -> split the ink into glyphs, left to right
-    -> for each glyph: crop to its own ink -> 20 px longer side -> centre of mass at centre
+    ink on it, photo.py) -> drop faint noise (`ink`) -> connected pieces, specks dropped and
+    dots joined (`pieces`) -> for each glyph: crop to its own ink -> 20 px longer side
+    -> centre of mass at centre (`glyph`)
 
-A glyph is one digit's strokes: the pieces of ink that touch, plus the pieces that overlap
-them left to right (a 5's detached top bar, a 4 drawn in two strokes, the eyes of a
-smiley) and the dots close to them. Specks are dropped. Digits that touch are one glyph.
-`to_model_input` reads the whole picture as one digit, through the same recipe. Both raise
-ImageError, with what to do, for a photo in which no sheet of paper or no ink is found.
+Which ink makes a glyph (one piece, several, or part of one: where digits touch) is the
+segmentation search's choice (segment.py), made with the model. `to_model_input` reads
+the whole picture as one digit, through the same recipe. Both `ink` and `to_model_input`
+raise ImageError, with what to do, for a photo in which no sheet of paper or no ink is found.
 
 This is the only module that touches pixels on the way in; the input contract itself
 (shape, range, polarity) is stated in model.py.
@@ -42,11 +42,10 @@ NOISE_LEVEL = (
     0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
 )
 MIN_DIGIT_FRACTION = 0.04  # ink spanning less of the picture's longer side is a speck, not a digit
-SPECK_SHARE = 0.2  # a mark under this share of the biggest mark's size is a speck, or a dot...
-DOT_REACH = 0.15  # ...that belongs to a glyph when this close to it (a share of the glyph's size)
-SAME_GLYPH_OVERLAP = 0.5  # marks sharing this much of the narrower one's width are one glyph,
-STACKED_OVERLAP = 0.25  # and so are marks that share some width, one above the other,
-PIECE_SHARE = 0.35  # and a mark this much smaller than one whose box it touches, level with it
+SPECK_SHARE = 0.2  # a piece under this share of the biggest piece's size is a speck, or a dot...
+DOT_REACH = 0.15  # ...that belongs to a piece when this close to it (a share of the piece's size)
+DAB_PENS = 1.75  # a piece spanning fewer pen widths than this is a tap or a dab, not a digit
+#                 (0.1% of MNIST test digits redrawn with pens up to 30% of their size are)
 SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the background and the ink...
 SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
 FLAT_SHADE = 0.5 / 255  # a canvas's background is one shade exactly (of 256)...
@@ -138,94 +137,87 @@ def to_model_input(image: np.ndarray | Image.Image) -> torch.Tensor | None:
     return _model_input(ink[top:bottom, left:right])
 
 
-def glyphs(image: np.ndarray | Image.Image) -> list[Glyph]:
-    """Each glyph of the picture (a digit, or a mark where one is expected), left to right,
-    as the model's input and a box in the picture's pixels; [] when there is no ink."""
+class Ink(NamedTuple):
+    """A picture's ink at the working scale, and how it maps back to the picture."""
+
+    strength: np.ndarray  # (H, W) float32 in [0, 1], white on black; paper at 0
+    factor: int  # each ink pixel is factor x factor of the picture's pixels
+    size: tuple[int, int]  # the picture's width and height, pixels
+
+
+class Pieces(NamedTuple):
+    """The ink's connected pieces that may be (part of) a digit, dots joined to them."""
+
+    labels: np.ndarray  # (H, W) int: 0 for paper and dropped specks, k for piece k's ink
+    boxes: np.ndarray  # (count, 4) int: piece k + 1's top, bottom, left, right (exclusive)
+    pen: float  # the stroke width, ink pixels
+
+
+def ink(image: np.ndarray | Image.Image) -> Ink:
+    """The picture's ink (white on black, paper, lighting and noise removed), shrunk to
+    about WORK_SIDE a side. Raises ImageError, with what to do, for a photo in which no
+    sheet of paper or no ink can be found."""
     gray, factor = _grayscale(image)
     height, width = (
         np.asarray(image).shape[:2] if isinstance(image, np.ndarray) else image.size[::-1]
     )
-    ink = _ink(gray)
-    marks, count = ndimage.label(ink > 0, structure=EIGHT_NEIGHBOURS)
+    return Ink(_ink(gray), factor, (width, height))
+
+
+def pieces(ink: Ink) -> Pieces:
+    """The ink split into connected pieces (8-neighbours), specks dropped.
+
+    A speck is a piece smaller than MIN_DIGIT_FRACTION of the picture, SPECK_SHARE of the
+    biggest piece, or DAB_PENS pen widths (a tap, a dab, a tick: too short for any digit's
+    shape); a speck within DOT_REACH of a piece (a dot, a smiley's eye) joins it.
+    """
+    strength = ink.strength
+    labels, count = ndimage.label(strength > 0, structure=EIGHT_NEIGHBOURS)
     if count == 0:
-        return []
-    found = []
-    for members, (top, bottom, left, right) in _group_marks(ndimage.find_objects(marks), ink.shape):
-        own = np.isin(marks[top:bottom, left:right], members + 1)  # mask out other glyphs' ink
-        box = (
-            left * factor,
-            top * factor,
-            min(right * factor, width),
-            min(bottom * factor, height),
-        )
-        found.append(Glyph(_model_input(ink[top:bottom, left:right] * own), box))
-    return found
-
-
-def _group_marks(
-    slices: list[tuple[slice, slice]], shape: tuple[int, int]
-) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """The marks (connected pieces of ink) gathered into glyphs, left to right: each glyph's
-    mark indices and its box (top, bottom, left, right) in the ink's pixels."""
-    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in slices])
+        return Pieces(labels, np.zeros((0, 4), int), 0.0)
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
     sizes = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
-    big = sizes >= max(MIN_DIGIT_FRACTION * max(shape), SPECK_SHARE * sizes.max())
-    groups = [[i] for i in np.flatnonzero(big)]
-    merged = True
-    while merged:  # a merged glyph is wider and may now overlap its neighbour
-        groups, merged = _merge_overlapping(groups, boxes)
-    if not groups:
-        return []
+    pen = pen_width(strength > 0)
+    least = max(MIN_DIGIT_FRACTION * max(strength.shape), SPECK_SHARE * sizes.max(), DAB_PENS * pen)
+    big = sizes >= least
+    keep = np.zeros(count + 1, int)  # each piece's new label: 0 drops it
+    keep[1:][big] = np.arange(1, big.sum() + 1)
     specks = np.flatnonzero(~big)
-    if specks.size:  # a speck close to a glyph is part of it (a dot, an eye); others go
-        top, bottom, left, right = np.array([_extent(boxes[g]) for g in groups]).T
-        y = (boxes[specks, 0:1] + boxes[specks, 1:2]) / 2  # one row per speck, a column a glyph
+    if big.any() and specks.size:  # a speck close to a piece is part of it; others go
+        top, bottom, left, right = boxes[big].T
+        y = (boxes[specks, 0:1] + boxes[specks, 1:2]) / 2  # one row per speck, a column a piece
         x = (boxes[specks, 2:3] + boxes[specks, 3:4]) / 2
         away = np.maximum(np.maximum(top - y, y - bottom), np.maximum(left - x, x - right))
-        reach = away / np.maximum(bottom - top, right - left)
-        for speck, nearest, distance in zip(specks, reach.argmin(1), reach.min(1), strict=True):
-            if distance <= DOT_REACH:
-                groups[nearest].append(speck)
-    extents = [_extent(boxes[g]) for g in groups]
-    order = sorted(range(len(groups)), key=lambda i: extents[i][2] + extents[i][3])  # centres
-    return [(np.array(groups[i]), extents[i]) for i in order]
+        reach = away / sizes[big]
+        near = reach.min(1) <= DOT_REACH
+        keep[specks[near] + 1] = reach.argmin(1)[near] + 1
+    labels = keep[labels]
+    kept = [s for s in ndimage.find_objects(labels) if s is not None]
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in kept]).reshape(-1, 4)
+    return Pieces(labels, boxes, pen)
 
 
-def _merge_overlapping(groups: list[list[int]], boxes: np.ndarray) -> tuple[list[list[int]], bool]:
-    """One left-to-right sweep joining each group to the one before when they are one glyph:
-    sharing much of their width (a 4 in two strokes), one above the other and sharing some
-    width (a 5's top bar, drawn off to the right), or a small piece touching a bigger one."""
-    joined, merged = [], False
-    for extent, group in sorted(((_extent(boxes[g]), g) for g in groups), key=_left):
-        if joined and _one_glyph(joined[-1][0], extent):
-            both = np.array([joined[-1][0], extent])
-            joined[-1] = _extent(both), joined[-1][1] + group
-            merged = True
-        else:
-            joined.append((extent, group))
-    return [group for _, group in joined], merged
+def pen_width(ink: np.ndarray) -> float:
+    """The width of the strokes in a boolean ink picture, pixels: twice the median depth
+    of the strokes' ridge (the pixels deepest across a stroke, by Euclidean distance to the
+    paper). Junctions and ends barely move a median; a dab's ridge is its centre."""
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if rows.size == 0:
+        return 0.0
+    crop = np.pad(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 1)
+    depth = ndimage.distance_transform_edt(crop)
+    ridge = depth[(depth > 0) & (depth >= ndimage.maximum_filter(depth, 3))]
+    return float(2 * np.median(ridge))
 
 
-def _one_glyph(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    """Whether two boxes (top, bottom, left, right) hold pieces of the same glyph."""
-    x_overlap = min(a[3], b[3]) - max(a[2], b[2])
-    y_overlap = min(a[1], b[1]) - max(a[0], b[0])
-    widths, heights = (a[3] - a[2], b[3] - b[2]), (a[1] - a[0], b[1] - b[0])
-    sizes = (max(widths[0], heights[0]), max(widths[1], heights[1]))
-    shared_width = x_overlap >= SAME_GLYPH_OVERLAP * min(widths)
-    stacked = x_overlap > 0 and y_overlap <= STACKED_OVERLAP * max(heights)
-    piece = x_overlap >= 0 and y_overlap > 0 and min(sizes) <= PIECE_SHARE * max(sizes)
-    return shared_width or stacked or piece
-
-
-def _extent(boxes: np.ndarray) -> tuple[int, int, int, int]:
-    """The box (top, bottom, left, right) around several boxes."""
-    return (
-        int(boxes[:, 0].min()),
-        int(boxes[:, 1].max()),
-        int(boxes[:, 2].min()),
-        int(boxes[:, 3].max()),
-    )
+def glyph(ink: Ink, own: np.ndarray, box: tuple[int, int, int, int]) -> Glyph:
+    """The glyph made of the ink inside `box` (top, bottom, left, right, ink pixels) where
+    `own` (a boolean array of the box's shape) is true; its box in the picture's pixels."""
+    top, bottom, left, right = box
+    width, height = ink.size
+    f = ink.factor
+    picture_box = (left * f, top * f, min(right * f, width), min(bottom * f, height))
+    return Glyph(_model_input(ink.strength[top:bottom, left:right] * own), picture_box)
 
 
 def _model_input(ink: np.ndarray) -> torch.Tensor:
@@ -347,7 +339,3 @@ def _centre(digit: np.ndarray) -> np.ndarray:
     field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     field[top : top + height, left : left + width] = digit
     return field
-
-
-def _left(item: tuple[tuple[int, int, int, int], list[int]]) -> int:
-    return item[0][2]

@@ -1,6 +1,7 @@
 """Glyphs -> the model -> what the drawing says: a digit, a number, or "not a digit".
 
-    picture -> preprocess.glyphs -> model (one batch) -> read -> the page or the API
+    picture -> preprocess.ink -> segment.segment (the model reads every candidate glyph
+    in one batch, and the best path gives the glyphs) -> the verdict -> the page or the API
 
 Each glyph is read by the same ConvNet. A glyph is a digit when the model's top softmax
 probability reaches `min_confidence`, the threshold stored in the weights' header (weights
@@ -16,12 +17,13 @@ import torch
 from PIL import Image
 
 import preprocess
+import segment
 from model import CLASS_NAMES
 from preprocess import Glyph
 
 MAX_DIGITS = 8
 HINT = "Draw a digit or a number"
-TOO_MANY = f"Too many marks to read: write a number of up to {MAX_DIGITS} digits, not touching."
+TOO_MANY = f"Too many marks to read: write a number of up to {MAX_DIGITS} digits."
 NOT_A_DIGIT = "That does not look like a digit."
 STATUSES = ("digit", "number", "not_a_digit", "empty", "unreadable")
 ORDINALS = ("1st", "2nd", "3rd") + tuple(f"{n}th" for n in range(4, MAX_DIGITS + 1))
@@ -60,29 +62,41 @@ class Reading:
 def read(
     image: np.ndarray | Image.Image | None, model: torch.nn.Module, min_confidence: float
 ) -> Reading:
-    """Read a picture: every glyph through the model in one batch, then the verdict.
+    """Read a picture: the segmentation search cuts its ink into glyphs, the model reading
+    every candidate in one batch; then the verdict on the glyphs of the best path.
     A photo in which no sheet of paper or no ink can be found is `unreadable`, with a
     message that says what to do (never the drawing hint)."""
+    nothing = torch.empty(0, len(CLASS_NAMES))
+    if image is None:
+        return Reading("empty", None, HINT, [], nothing, min_confidence)
     try:
-        found = [] if image is None else preprocess.glyphs(image)
+        ink = preprocess.ink(image)
     except preprocess.ImageError as e:
         return unreadable(str(e), min_confidence)
+    found, probabilities = segment.segment(ink, _classifier(model))
     found = preprocess.in_file_pixels(found, image)
-    nothing = torch.empty(0, len(CLASS_NAMES))
     if not found:
         return Reading("empty", None, HINT, [], nothing, min_confidence)
-    if len(found) > MAX_DIGITS:
+    if probabilities is None or len(found) > MAX_DIGITS:
         # More marks than that are a long number, a line of text or a scribble in pieces:
         # rather than guess, say so and state the limit (the glyphs stay, for callers).
         return Reading("unreadable", None, TOO_MANY, found, nothing, min_confidence)
-    with torch.inference_mode():
-        probabilities = torch.softmax(model(torch.cat([g.input for g in found])), dim=1)
     sure = _sure(probabilities, min_confidence)
     if not all(sure):
         return Reading("not_a_digit", None, _why_not(sure), found, probabilities, min_confidence)
     text = "".join(CLASS_NAMES[i] for i in probabilities.argmax(dim=1).tolist())
     status = "digit" if len(found) == 1 else "number"
     return Reading(status, text, None, found, probabilities, min_confidence)
+
+
+def _classifier(model: torch.nn.Module) -> segment.Classify:
+    """The model as the search asks it: (N, 1, 28, 28) inputs -> (N, 10) probabilities."""
+
+    def classify(inputs: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.softmax(model(inputs), dim=1)
+
+    return classify
 
 
 def unreadable(message: str, min_confidence: float) -> Reading:

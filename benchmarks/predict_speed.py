@@ -4,8 +4,10 @@
 
 Drawings of real MNIST test digits on the canvases the app meets: its own 560x280
 sketchpad and an 800x800 one (Gradio's default), as the RGBA arrays the Sketchpad hands
-over; and numbers of 4 such digits side by side on the app's canvas. "predict" is the
-reading (glyphs, the model on all of them in one batch, the verdict); "with outputs" adds
+over; numbers of 4 such digits side by side on the app's canvas; and numbers of 4 whose
+neighbours touch or overlap, drawn with the app's brush (tests/heldout_drawings.py), the
+case that costs the segmentation search most. "predict" is the reading (ink, the search:
+every candidate glyph through the model in one batch, the verdict); "with outputs" adds
 what the server sends back (the label, the PNG of the glyphs, the JSON). One torch thread,
 as in the server. Medians of many calls; the machine is noisy.
 """
@@ -21,14 +23,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import heldout_drawings  # noqa: E402
 from drawn_digits import draw  # noqa: E402
 from test_reading import number_canvas  # noqa: E402
 
 import app  # noqa: E402  (loads the model, sets one torch thread)
 import preprocess  # noqa: E402
+import segment  # noqa: E402
 from train import DATA_DIR, load_mnist  # noqa: E402
 
-CALLS = 1000
+CALLS = 300
 CANVASES = [(800, 800), app.CANVAS_SIZE]
 NUMBER_DIGITS = 4
 
@@ -50,8 +54,22 @@ def report(name: str, times: list[float], width: int = 44) -> None:
     print(f"{name:<{width}} p50 {statistics.median(times):7.2f} ms   p90 {p90:7.2f} ms")
 
 
+def pieces(picture: np.ndarray) -> preprocess.Pieces:
+    return preprocess.pieces(preprocess.ink(picture))
+
+
+def candidates(picture: np.ndarray) -> int:
+    """How many candidate glyphs the search has the model read for a drawing."""
+    read = []
+    segment.segment(
+        preprocess.ink(picture),
+        lambda x: read.append(len(x)) or app.reading._classifier(app.MODEL)(x),
+    )
+    return read[0] if read else 0
+
+
 def main() -> None:
-    images, _ = load_mnist(DATA_DIR, train=False)
+    images, labels = load_mnist(DATA_DIR, train=False)
     rng = np.random.default_rng(0)
     print(f"torch threads: {torch.get_num_threads()}, {CALLS} calls each")
     for size in CANVASES:
@@ -62,17 +80,25 @@ def main() -> None:
         report(
             f"predict, {size[0]}x{size[1]} RGBA canvas", milliseconds(app.read_picture, canvases)
         )
-        report("  of which preprocessing", milliseconds(preprocess.glyphs, canvases))
+        report("  of which ink and pieces", milliseconds(pieces, canvases))
     numbers = [
         number_canvas([images[i].numpy() for i in rng.choice(len(images), NUMBER_DIGITS)], rng)[0]
         for _ in range(50)
     ]
-    name = (
-        f"predict, {NUMBER_DIGITS} digits on the {app.CANVAS_SIZE[0]}x{app.CANVAS_SIZE[1]} canvas"
-    )
-    report(name, milliseconds(app.read_picture, numbers))
-    report("  of which preprocessing", milliseconds(preprocess.glyphs, numbers))
-    report("  with outputs (label, PNG, JSON)", milliseconds(app.answer, numbers))
+    touching = [
+        np.asarray(d.picture)
+        for d in heldout_drawings.touching_numbers(images.numpy(), labels, NUMBER_DIGITS, 50)
+    ]
+    size = f"{app.CANVAS_SIZE[0]}x{app.CANVAS_SIZE[1]}"
+    for name, drawings in (("apart", numbers), ("touching", touching)):
+        report(
+            f"predict, {NUMBER_DIGITS} digits {name}, {size} canvas",
+            milliseconds(app.read_picture, drawings),
+        )
+        report("  of which ink and pieces", milliseconds(pieces, drawings))
+        counts = [candidates(d) for d in drawings]
+        print(f"  candidate glyphs read: median {np.median(counts):.0f}, most {max(counts)}")
+        report("  with outputs (label, PNG, JSON)", milliseconds(app.answer, drawings))
     inputs = [preprocess.to_model_input(images[i].numpy()) for i in range(50)]
     with torch.inference_mode():
         report("model alone, batch of 1", milliseconds(app.MODEL, inputs))

@@ -10,7 +10,9 @@ curves. Digits come from MNIST's test set (as pictures, and redrawn canvas-style
 digits of 43 other writers that scikit-learn ships (8x8, 16 grey levels), Hershey digits in
 styles unlike MNIST's (script, cursive, italic) and, where Debian's handwriting font
 packages are installed, digits typeset in them. Numbers are MNIST test digits redrawn side
-by side on a wide canvas, never touching.
+by side on a wide canvas, never touching; and, on the app's own canvas with its brush,
+numbers whose neighbours touch or just overlap, digits drawn with a pen lift (alone and in
+a number), and taps, dabs, short ticks and small scribbles, which are no digit.
 
 EVALUATION ONLY: nothing here (Hershey fonts, handwriting fonts, UCI digits) may ever be
 trained on, or the benchmark stops measuring other writers. Everything is drawn with
@@ -36,6 +38,7 @@ from drawn_digits import (
     pixel_strokes,
 )
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 
 class Drawing(NamedTuple):
@@ -506,3 +509,234 @@ _NON_DIGIT_MAKERS = {
     "shapes": _shape,
     "doodles": _doodle,
 }
+
+
+# --- On the app's own canvas: touching numbers, pen lifts, taps --------------------------
+# Drawn as a visitor draws on the sketchpad: the 560x280 canvas, the 18 px brush, black ink,
+# exported transparent or composited on white.
+
+APP_CANVAS = (560, 280)  # width, height (app.CANVAS_SIZE)
+APP_PEN = 18  # pixels (2 x app.BRUSH_RADIUS)
+APP_HEIGHT = (0.45, 0.85)  # a digit's height, as a fraction of the canvas height
+TOUCH_OVERLAP = (0.01, 0.08)  # once neighbours touch, they overlap by this much of the height
+TOUCH_GAP_LENGTHS = (2, 3, 4)
+LIFT_GAP = (0.3, 1.2)  # the blank a pen lift leaves between the strokes, in pen widths
+LIFT_TRIES = 30  # places tried to lift the pen at before taking another digit
+LIFT_PIECE = 0.25  # each of the two strokes spans at least this share of the digit's height
+NUMBER_BLANK = (0.12, 0.5)  # blank between the digits of a number that do not touch, of the height
+TAP_KINDS = ("taps", "dabs", "ticks", "small scribbles")
+DAB_SLIDE = (3, 20)  # pixels a dab slides
+TICK_LENGTH = (10, 30)  # pixels: a short tick of the pen, shorter than a small 1 with this pen
+SCRIBBLE_SIDE = (20, 50)  # pixels: a small scribble fits a square this big
+
+
+def touching_numbers(
+    images: np.ndarray, labels: np.ndarray, length: int, count: int, seed: int = 0
+) -> Iterator[Drawing]:
+    """`count` numbers of `length` MNIST test digits drawn with the app's brush on its
+    canvas, each neighbour touching the one before or just overlapping it."""
+    rng = np.random.default_rng([seed, 300 + length])
+    for _ in range(count):
+        chosen = rng.choice(len(images), size=length, replace=False)
+        tiles = _digit_tiles([np.asarray(images[i]) for i in chosen], rng)
+        overlaps = rng.uniform(*TOUCH_OVERLAP, size=length - 1) * max(t.shape[0] for t in tiles)
+        picture, boxes = _app_canvas(tiles, [-o for o in overlaps], rng)
+        text = "".join(str(labels[i]) for i in chosen)
+        names = ",".join(str(i) for i in chosen)
+        yield Drawing(picture, f"{length}-digit touching", f"MNIST #{names}", text, boxes)
+
+
+def touching_canvas(
+    digits: list[np.ndarray], rng: np.random.Generator, overlap: float = TOUCH_OVERLAP[0]
+) -> tuple[Image.Image | np.ndarray, tuple]:
+    """MNIST digits drawn with the app's brush on its canvas, each touching the one before
+    and overlapping it by `overlap` of the height; and each digit's ink box."""
+    tiles = _digit_tiles(digits, rng)
+    overlap *= max(t.shape[0] for t in tiles)
+    return _app_canvas(tiles, [-overlap] * (len(tiles) - 1), rng)
+
+
+def pen_lift_digits(
+    images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0, others: int = 0
+) -> Iterator[Drawing]:
+    """`count` MNIST test digits drawn with a pen lift: the pen path is broken where two
+    strokes meet (or anywhere), leaving two strokes that do not touch, with the app's brush
+    on its canvas; alone, or (`others` > 0) in a number beside that many digits that do not
+    touch it."""
+    rng = np.random.default_rng([seed, 400 + others])
+    kind = "pen-lift in numbers" if others else "pen-lift digits"
+    made = 0
+    while made < count:
+        chosen = rng.choice(len(images), size=1 + others, replace=False)
+        digits = [np.asarray(images[i]) for i in chosen]
+        height = _app_height(rng, len(digits))
+        lifted = _lifted(digits[0], height, rng)
+        if lifted is None:
+            continue  # a 0 or a 1 has no place to lift the pen that leaves two strokes
+        tiles = [lifted] + [_tile(_scaled(pixel_strokes(d), height)) for d in digits[1:]]
+        order = rng.permutation(len(tiles))
+        blanks = rng.uniform(*NUMBER_BLANK, size=len(tiles) - 1) * height
+        picture, boxes = _app_canvas([tiles[k] for k in order], list(blanks), rng)
+        text = "".join(str(labels[chosen[k]]) for k in order)
+        made += 1
+        yield Drawing(picture, kind, f"MNIST #{chosen[0]} lifted", text, boxes)
+
+
+def taps(kind: str, count: int, seed: int = 0) -> Iterator[Drawing]:
+    """`count` marks of one of TAP_KINDS with the app's brush, anywhere on its canvas: a
+    tap, a dab (a tap that slid), a short tick or a small scribble. None is a digit."""
+    rng = np.random.default_rng([seed, 500 + TAP_KINDS.index(kind)])
+    width, height = APP_CANVAS
+    for _ in range(count):
+        if kind == "taps":
+            stroke = np.zeros((1, 2))
+        elif kind in ("dabs", "ticks"):
+            length = rng.uniform(*(DAB_SLIDE if kind == "dabs" else TICK_LENGTH))
+            angle = rng.uniform(0, 2 * np.pi)
+            stroke = np.array([[0, 0], [length * np.cos(angle), length * np.sin(angle)]])
+        else:
+            side = rng.uniform(*SCRIBBLE_SIDE)
+            stroke = rng.uniform(0, side, size=(int(rng.integers(3, 7)), 2))
+        margin = APP_PEN
+        low = margin - stroke.min(axis=0)
+        high = np.array([width, height]) - margin - stroke.max(axis=0)
+        canvas, transparent = new_canvas(width, height, rng)
+        paint(canvas, [stroke + rng.uniform(low, high)], APP_PEN, (0, 0, 0))
+        picture = canvas if transparent else canvas.convert("RGB")
+        yield Drawing(picture, kind, kind[:-1], None)
+
+
+def uci_redrawn(count: int, seed: int = 0) -> Iterator[Drawing]:
+    """`count` UCI digits (other writers) made MNIST-like (20 px box in 28x28), thinned to
+    their pen path and redrawn with a round pen as drawn_digits redraws MNIST's."""
+    from sklearn.datasets import load_digits  # evaluation only; never train on these
+
+    images, labels = load_digits(return_X_y=True)
+    rng = np.random.default_rng([seed, 105])
+    for index in rng.permutation(len(images))[:count]:
+        ink = Image.fromarray(np.uint8(images[index].reshape(8, 8) * 255 / 16))
+        digit = np.zeros((28, 28), np.uint8)
+        digit[4:24, 4:24] = np.asarray(ink.resize((20, 20), Image.BILINEAR))
+        picture = draw(digit, rng, float(rng.uniform(*PEN_FRACTIONS)))
+        yield Drawing(picture, "UCI redrawn", f"UCI #{index}", str(labels[index]))
+
+
+def _app_height(rng: np.random.Generator, digits: int) -> float:
+    """A digit height on the app's canvas that leaves room for `digits` side by side."""
+    width, height = APP_CANVAS
+    return float(min(rng.uniform(*APP_HEIGHT) * height, 0.9 * width / (0.85 * digits)))
+
+
+def _digit_tiles(digits: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Each digit's pen path drawn with the app's brush, at one height for the number."""
+    height = _app_height(rng, len(digits))
+    return [_tile(_scaled(pixel_strokes(d), height)) for d in digits]
+
+
+def _scaled(strokes: list[np.ndarray], height: float) -> list[np.ndarray]:
+    """Strokes scaled so their ink (the brush included) is `height` pixels tall, corner at 0."""
+    points = np.concatenate(strokes)
+    corner, extent = points.min(axis=0), np.ptp(points, axis=0) + 1
+    scale = max(height - APP_PEN, 1.0) / max(extent[1], 0.8 * extent[0])
+    return [(s - corner) * scale for s in strokes]
+
+
+def _tile(strokes: list[np.ndarray]) -> np.ndarray:
+    """The strokes drawn with the app's brush: an alpha array cropped to the ink."""
+    far = np.concatenate(strokes).max(axis=0)
+    tile = Image.new("RGBA", (int(far[0] + 2 * APP_PEN), int(far[1] + 2 * APP_PEN)), (0, 0, 0, 0))
+    paint(tile, [s + APP_PEN for s in strokes], APP_PEN, (0, 0, 0))
+    alpha = np.asarray(tile)[..., 3]
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    return alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _lifted(digit: np.ndarray, height: float, rng: np.random.Generator) -> np.ndarray | None:
+    """The digit drawn in two strokes that do not touch, or None when no place tried
+    leaves two strokes of some size: the pen path with a stretch around one of its points
+    taken out (a junction of three strokes when there is one, as in a 4 or a 9)."""
+    strokes = _scaled(pixel_strokes(digit), height)
+    points = np.array([s[0] for s in strokes if len(s) == 1])
+    degree = np.array(
+        [sum(len(s) == 2 and (s == p).all(axis=1).any() for s in strokes) for p in points]
+    )
+    junctions = points[degree >= 3]
+    for _ in range(LIFT_TRIES):
+        pool = junctions if len(junctions) and rng.random() < 0.7 else points
+        centre = pool[rng.integers(len(pool))]
+        reach = APP_PEN * (1 + rng.uniform(*LIFT_GAP)) / 2
+        kept = [s for s in strokes if np.linalg.norm(s - centre, axis=1).min() > reach]
+        if not kept:
+            continue
+        tile = _tile(kept)
+        labels, count = ndimage.label(tile > 127, structure=np.ones((3, 3)))
+        if count != 2:
+            continue
+        spans = [r.stop - r.start for r, _ in ndimage.find_objects(labels)]
+        if min(spans) >= LIFT_PIECE * tile.shape[0]:
+            return tile
+    return None
+
+
+def _contact(before: np.ndarray, tile: np.ndarray) -> int:
+    """The column at which a tile's ink, moved in from the right, first touches the ink
+    before it (boolean arrays of the same rows)."""
+    both = before.any(axis=1) & tile.any(axis=1)
+    if not both.any():  # no row in common: side by side
+        return int(np.flatnonzero(before.any(axis=0))[-1]) + 1
+    reach = before.shape[1] - np.argmax(before[both, ::-1], axis=1)  # after the last ink
+    return int(np.max(reach - np.argmax(tile[both], axis=1)))
+
+
+def _app_canvas(
+    tiles: list[np.ndarray], blanks: list[float], rng: np.random.Generator
+) -> tuple[Image.Image | np.ndarray, tuple]:
+    """Digit tiles left to right on the app's canvas, each `blanks[i]` pixels of blank
+    after the one before (negative: they overlap, after touching), in black, transparent
+    or on white; and each digit's ink box (left, top, right, bottom)."""
+    width, height = APP_CANVAS
+    tall = max(t.shape[0] for t in tiles)
+    tops = [rng.uniform(-NUMBER_JITTER, NUMBER_JITTER) * tall + (tall - t.shape[0]) for t in tiles]
+    tops = [t - min(tops) for t in tops]
+    field = np.zeros(
+        (int(max(t + s.shape[0] for t, s in zip(tops, tiles, strict=True))) + 1, 4 * width)
+    )
+    lefts = []
+    for k, (tile, top) in enumerate(zip(tiles, tops, strict=True)):
+        rows = slice(int(top), int(top) + tile.shape[0])
+        if k == 0:
+            left = 0
+        elif blanks[k - 1] >= 0:  # apart: the blank is between their boxes
+            left = lefts[-1] + tiles[k - 1].shape[1] + int(round(blanks[k - 1]))
+        else:  # touching: where this tile's ink first meets the ink before it, then closer
+            left = _contact(field[rows] > 127, tile > 127) + int(round(blanks[k - 1]))
+        lefts.append(left)
+        region = field[rows, left : left + tile.shape[1]]
+        np.maximum(region, tile, out=region)
+    rows, cols = np.flatnonzero(field.any(axis=1)), np.flatnonzero(field.any(axis=0))
+    ink = field[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if ink.shape[1] > width - 4 or ink.shape[0] > height - 4:  # too wide: write smaller
+        scale = min((width - 4) / ink.shape[1], (height - 4) / ink.shape[0])
+        size = (max(1, int(ink.shape[1] * scale)), max(1, int(ink.shape[0] * scale)))
+        ink = np.asarray(Image.fromarray(ink.astype(np.uint8)).resize(size, Image.BILINEAR))
+    else:
+        scale = 1.0
+    x = int(rng.integers(0, width - ink.shape[1] + 1))
+    y = int(rng.integers(0, height - ink.shape[0] + 1))
+    alpha = np.zeros((height, width), np.uint8)
+    alpha[y : y + ink.shape[0], x : x + ink.shape[1]] = ink
+    boxes = tuple(
+        (
+            x + (left - cols[0]) * scale,
+            y + (top - rows[0]) * scale,
+            x + (left - cols[0] + tile.shape[1]) * scale,
+            y + (top - rows[0] + tile.shape[0]) * scale,
+        )
+        for tile, left, top in zip(tiles, lefts, tops, strict=True)
+    )
+    canvas = np.zeros((height, width, 4), np.uint8)
+    canvas[..., 3] = alpha
+    if rng.random() < 0.5:
+        return canvas, boxes
+    white = np.full((height, width, 3), 255, np.uint8) - alpha[..., None]
+    return white, boxes

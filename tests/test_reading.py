@@ -2,9 +2,13 @@
 app's wide canvas, hand strokes (a 5 with a detached bar, a 4 in two strokes, a letter),
 specks, and the reading's verdicts through the committed model."""
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from drawn_digits import draw, paint
+from heldout_drawings import touching_canvas
 from PIL import Image
 
 import app
@@ -15,6 +19,13 @@ CANVAS = app.CANVAS_SIZE  # width, height: what the sketchpad exports
 PEN = 2 * app.BRUSH_RADIUS  # the sketchpad's stroke width, canvas pixels
 BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest edge is dropped
 NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
+CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"  # ../shared/cases
+TOUCHING_PAIRS = [(1, 0), (4, 7), (2, 3), (9, 1), (3, 8)]  # digits, by label
+
+
+def glyphs(model, canvas: np.ndarray) -> list[preprocess.Glyph]:
+    """The glyphs the reading chose for a canvas (the search's best path)."""
+    return reading.read(canvas, model, app.MIN_CONFIDENCE).glyphs
 
 
 def number_canvas(
@@ -88,6 +99,13 @@ A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
 # previous weights read it as a 7), a 7 with a bar across (a stroke of its own).
 ONE_WITH_FLAG = [[(0.25, 0.32), (0.6, 0.05), (0.55, 0.95)]]
 SEVEN_WITH_BAR = [[(0.2, 0.1), (0.8, 0.1), (0.4, 0.95)], [(0.35, 0.5), (0.75, 0.5)]]
+# Drawn after a pen lift: a 4 whose bar stops short of its stem, a 9 whose stem was drawn
+# beside its loop.
+OPEN_FOUR = [[(0.4, 0.05), (0.15, 0.55), (0.58, 0.55)], [(0.72, 0.02), (0.72, 0.98)]]
+LIFTED_NINE = [
+    [(0.4 + 0.25 * np.cos(a), 0.28 + 0.25 * np.sin(a)) for a in np.linspace(0, 6.3, 40)],
+    [(0.72, 0.3), (0.7, 0.98)],
+]
 SMILEY = (
     [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in np.linspace(0, 6.3, 40)]]
     + [[(0.35, 0.38)], [(0.65, 0.38)]]  # eyes: a dab of the pen each
@@ -104,7 +122,7 @@ def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
     for _ in range(NUMBERS):
         chosen = rng.choice(len(images), size=int(rng.integers(2, 5)), replace=False)
         canvas, boxes = number_canvas([images[i] for i in chosen], rng)
-        found = preprocess.glyphs(canvas)
+        found = glyphs(model, canvas)
         assert len(found) == len(chosen)
         for glyph, box in zip(found, boxes, strict=True):
             assert np.abs(np.subtract(glyph.box, box)).max() <= BOX_SLACK, (glyph.box, box)
@@ -124,15 +142,17 @@ def test_european_ones_and_sevens_are_read(model, shape, digit):
         assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
 
 
-def test_each_glyph_is_read_from_its_own_ink_only():
-    """An L and a 7 whose boxes overlap (not touching): each glyph's input is what its shape
-    alone gives, the other's ink masked out."""
-    ell = [[(140, 40), (140, 230), (250, 230)]]
-    seven = [[(220, 60), (360, 60), (300, 240)]]
-    canvas = strokes_canvas(ell + seven)
-    first, second = preprocess.glyphs(canvas)
+def test_each_glyph_is_read_from_its_own_ink_only(model):
+    """A 2 whose base runs on under the 1 written after it (not touching): two glyphs whose
+    boxes overlap, each read from what its shape alone gives, the other's ink masked out."""
+    two = [[(100, 90), (160, 40), (220, 90), (110, 240), (330, 240)]]
+    one = [[(300, 40), (300, 200)]]
+    canvas = strokes_canvas(two + one)
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert result.text == "21"
+    first, second = result.glyphs
     assert first.box[2] > second.box[0]  # the boxes do overlap
-    for glyph, shape in [(first, ell), (second, seven)]:
+    for glyph, shape in [(first, two), (second, one)]:
         assert np.array_equal(glyph.input, preprocess.to_model_input(strokes_canvas(shape)))
 
 
@@ -142,37 +162,39 @@ def test_a_digit_in_separate_strokes_is_one_glyph(model, shape, digit):
     alone or as part of a number."""
     for side, left in [(220, 170), (200, 40)]:
         canvas = strokes_canvas(placed(shape, left, 40, side))
-        (glyph,) = preprocess.glyphs(canvas)
+        (glyph,) = glyphs(model, canvas)
         assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
     two = strokes_canvas(placed(shape, 40, 40, 200) + placed(shape, 300, 50, 190))
-    assert [g.box[0] < 280 for g in preprocess.glyphs(two)] == [True, False]
+    assert [g.box[0] < 280 for g in glyphs(model, two)] == [True, False]
     assert reading.read(two, model, app.MIN_CONFIDENCE).text == digit * 2
 
 
-def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test):
+def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     rng = np.random.default_rng(1)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], rng)
-    clean = preprocess.glyphs(canvas)
+    clean = glyphs(model, canvas)
     clicks = canvas.copy()
     far = [(x, y) for x in range(10, 560, 30) for y in range(10, 280, 30) if away(x, y, boxes)]
     for x, y in far[:: len(far) // 4][:4]:  # stray clicks: one brush dab each, away from ink
         clicks = np.maximum(clicks, strokes_canvas([[(x, y)]]))
     x, y = far[len(far) // 2]  # and a flick: bigger than a click, small beside the digits
     clicks = np.maximum(clicks, strokes_canvas([[(x, y), (x + 10, y - 6)]]))
-    assert [g.box for g in preprocess.glyphs(clicks)] == [g.box for g in clean]
+    assert [g.box for g in glyphs(model, clicks)] == [g.box for g in clean]
     left, top, right, bottom = boxes[1]
     dotted = np.maximum(canvas, strokes_canvas([[(right - 5, top - 4)]], pen=6))  # a pen slip
-    assert len(preprocess.glyphs(dotted)) == len(clean)
+    assert len(glyphs(model, dotted)) == len(clean)
     lone = strokes_canvas([[(280, 140)]])  # a lone click on an empty canvas
-    assert preprocess.glyphs(lone) == [] and preprocess.to_model_input(lone) is None
+    assert glyphs(model, lone) == [] and preprocess.to_model_input(lone) is None
 
 
-def test_a_smiley_is_one_glyph():
-    """Its eyes (dabs of the pen) and its mouth sit inside the face: one mark, not four."""
+def test_a_smiley_is_not_a_digit(model):
+    """Its eyes (dabs of the pen, inside the face) are part of it, not marks of their own:
+    the face reads as no digit, whichever way the search cuts it."""
     canvas = strokes_canvas(placed(SMILEY, 180, 30, 220))
-    (glyph,) = preprocess.glyphs(canvas)
-    assert np.array_equal(glyph.input, preprocess.to_model_input(canvas))
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert result.status == "not_a_digit"
+    assert all(g.box[3] - g.box[1] > 110 for g in result.glyphs)  # no eye alone
 
 
 def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
@@ -182,13 +204,13 @@ def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
     )
 
 
-def test_a_letter_between_digits_is_its_own_glyph(mnist_test):
+def test_a_letter_between_digits_is_its_own_glyph(mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
     letter = strokes_canvas(placed(A, 200, 70, 150))
     middle = alone(canvas, boxes[1])
     canvas = np.maximum(canvas - middle, letter)  # the A replaces the middle digit
-    found = preprocess.glyphs(canvas)
+    found = glyphs(model, canvas)
     assert len(found) == 3
     assert found[1].box[0] >= 200 - PEN and found[1].box[2] <= 350 + PEN
 
@@ -225,7 +247,7 @@ def test_the_reading_of_numbers_digits_and_empty_canvases(mnist_test, model):
         }
 
     # Nine digits are one too many: not read, with a message saying the limit.
-    nine, _ = number_canvas([images[i] for i in range(9)], rng, size=(1260, 280))
+    nine, _ = number_canvas([images[i] for i in range(9)], rng, size=(1440, 280))
     too_many = reading.read(nine, model, app.MIN_CONFIDENCE)
     assert len(too_many.glyphs) == 9
     assert (too_many.status, too_many.text) == ("unreadable", None)
@@ -247,3 +269,81 @@ def test_a_glyph_below_the_threshold_makes_the_drawing_not_a_digit(mnist_test, m
         assert entry["box"] == list(glyph.box)
     accepted = reading.read(canvas, model, min_confidence=0.0)
     assert accepted.status == "number" and accepted.is_digit() == [True, True]
+
+
+def first_of(images: np.ndarray, labels: np.ndarray, digit: int) -> np.ndarray:
+    return images[int(np.flatnonzero(labels == digit)[0])]
+
+
+@pytest.mark.parametrize("pair", TOUCHING_PAIRS)
+def test_a_touching_pair_is_split_at_the_joint(mnist_test, model, pair):
+    """Two real digits drawn with the app's brush, the second touching and just overlapping
+    the first: two glyphs, read right, each box its own digit's ink (ending at the cut)."""
+    images, labels = (t.numpy() for t in mnist_test)
+    canvas, boxes = touching_canvas(
+        [first_of(images, labels, d) for d in pair], np.random.default_rng(0), overlap=0.03
+    )
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert (result.status, result.text) == ("number", "".join(map(str, pair)))
+    (left, right) = [g.box for g in result.glyphs]
+    assert left[2] == right[0]  # the boxes end at the cut
+    (true_left, true_right) = boxes
+    assert true_right[0] - PEN <= left[2] <= true_left[2] + PEN  # where the digits meet
+    assert abs(left[0] - true_left[0]) <= BOX_SLACK and abs(right[2] - true_right[2]) <= BOX_SLACK
+    assert [d["box"] for d in result.as_json()["digits"]] == [list(left), list(right)]
+
+
+@pytest.mark.parametrize(
+    "strokes, text",
+    [(OPEN_FOUR, "4"), (LIFTED_NINE, "9"), (FIVE + [], "5")],
+)
+def test_digits_drawn_with_a_pen_lift(model, strokes, text):
+    """An open 4 whose bar stops short of its stem, a 9 whose stem is beside its loop: the
+    strokes do not touch, and the search reads them as one digit, at any size or place."""
+    for side, left, top in [(220, 170, 40), (150, 40, 100), (110, 420, 20)]:
+        canvas = strokes_canvas(placed(strokes, left, top, side))
+        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        assert (result.status, result.text) == ("digit", text), (side, left)
+
+
+def test_54_with_an_open_four(model):
+    canvas = strokes_canvas(placed(FIVE, 40, 40, 200) + placed(OPEN_FOUR, 270, 40, 200))
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert (result.status, result.text) == ("number", "54")
+    assert result.glyphs[0].box[2] < result.glyphs[1].box[0]
+
+
+@pytest.mark.parametrize("slide", [0, 6, 10, 20])
+def test_a_smudge_is_no_digit(model, slide):
+    """A tap of the brush, dragged a little (a smudge), anywhere: no digit, never a 0."""
+    for x, y in [(280, 140), (60, 230), (500, 40)]:
+        canvas = strokes_canvas([[(x, y), (x + slide, y + slide / 2)]])
+        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        assert result.status in ("empty", "not_a_digit") and result.text is None
+
+
+def test_a_letter_between_touching_digits_is_not_a_digit(model):
+    """A 1, an A whose feet touch it and the 7 after it: the A is still not a digit."""
+    one, seven = [[(140, 40), (140, 240)]], [[(300, 60), (430, 60), (305, 240)]]
+    strokes = one + placed(A, 112, 30, 220) + seven
+    canvas = strokes_canvas(strokes)
+    assert len(preprocess.pieces(preprocess.ink(canvas)).boxes) == 1  # it is all one piece
+    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert result.status == "not_a_digit" and result.text is None
+    assert None in [d["digit"] for d in result.as_json()["digits"]]
+
+
+def canvas_cases() -> list[dict]:
+    with open(CASES / "manifest.csv", newline="") as f:
+        return [row for row in csv.DictReader(f) if row["input"] == "canvas"]
+
+
+@pytest.mark.skipif(not CASES.is_dir(), reason="../shared/cases is not here")
+@pytest.mark.parametrize("case", canvas_cases() if CASES.is_dir() else [], ids=lambda c: c["file"])
+def test_shared_canvas_cases(case):
+    """Each drawing of ../shared/cases that comes from the sketchpad, through the app's own
+    answer, reads as its manifest says."""
+    picture = np.asarray(Image.open(CASES / case["file"]).convert("RGBA"))
+    label, seen, json = app.answer(picture)
+    assert json["status"] in case["expected_status"].split("|")
+    assert json["text"] == (case["expected_text"] or None)
