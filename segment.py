@@ -13,7 +13,8 @@ its best path), as their cheque reader did:
     -> every candidate read by the model, in one batch
     -> the best path through the atoms (dynamic programming, left to right): the glyphs
        that use every atom once with the least cost, each glyph costing the model's
-       surprise at it, -log(its top probability), plus GLYPH_COST
+       surprise at it, -log(its top probability), plus GLYPH_COST, plus CUT_COST when
+       it begins at a cut through ink
 
 The path's glyphs are what reading.py judges: each is a digit, or "not a digit" when its
 top probability is below the weights' threshold. The cost is the model's own surprise,
