@@ -38,9 +38,6 @@ from preprocess import Glyph, Ink
 GLYPH_COST = 0.6  # nats each glyph costs beyond the model's surprise: the prior against
 #                   reading one digit as several (0.3 split more non-digits into "digits",
 #                   1.0 merged more touching digits into one glyph)
-CUT_COST = 0.5  # nats for each cut through ink on the path: a prior that digits touch less
-#                  often than not (0.5 traded 4 points of touching numbers for 5 of non-digits,
-#                  1.0 traded 17 for 8: benchmarks/heldout.py)
 SHORT_COST = 10.0  # nats for a glyph cut from a piece less than MIN_PART_HEIGHT of its height:
 #                    only when nothing else covers its ink
 MIN_PART_HEIGHT = 0.5  # digits in a number are of a size: a cut part shorter than half its
@@ -93,9 +90,7 @@ def segment(ink: Ink, classify: Classify) -> Segmentation:
     glyphs = [_glyph(ink, atoms, boxes, span) for span in spans]
     probabilities = classify(torch.cat([g.input for g in glyphs]))
     surprise = -torch.log(probabilities.max(dim=1).values.clamp_min(1e-12))
-    after_cut = [first > 0 and piece_of[first] == piece_of[first - 1] for first, _ in spans]
-    priors = [SHORT_COST * s + CUT_COST * c for s, c in zip(short, after_cut, strict=True)]
-    costs = GLYPH_COST + surprise + torch.tensor(priors, dtype=surprise.dtype)
+    costs = GLYPH_COST + surprise + SHORT_COST * torch.tensor(short, dtype=surprise.dtype)
     path = _best_path(count, spans, costs.tolist())
     return Segmentation([glyphs[k] for k in path], probabilities[path])
 

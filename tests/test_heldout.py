@@ -118,3 +118,22 @@ def test_the_shipped_model_declines_held_out_non_digits_and_reads_digits(mnist_t
     digits = list(heldout.mnist_drawn(images, labels, 50, 7))
     correct = [reading.read(d.picture, model, threshold).text == d.text for d in digits]
     assert np.mean(correct) >= 0.94, f"{sum(correct)} of {len(correct)} drawn digits read right"
+
+
+def test_touching_numbers_touch_and_pen_lifts_leave_two_strokes(mnist_test):
+    """The new sets are what they say: a touching number's digits join (fewer pieces of
+    ink than digits, whatever pieces an MNIST digit has of its own) and their boxes
+    overlap; a pen-lift digit is two pieces; taps and dabs are drawn whole on the canvas."""
+    images, labels = (t.numpy() for t in mnist_test)
+    for d in heldout.touching_numbers(images, labels, 3, 10, 5):
+        _, count = ndimage.label(ink_mask(d.picture), structure=np.ones((3, 3)))
+        assert count < len(d.text), d.name
+        assert all(b[0] < a[2] for a, b in zip(d.boxes, d.boxes[1:], strict=False))
+        assert np.asarray(d.picture).shape[:2] == heldout.APP_CANVAS[::-1]
+    for d in heldout.pen_lift_digits(images, labels, 10, 5):
+        _, count = ndimage.label(ink_mask(d.picture), structure=np.ones((3, 3)))
+        assert count == 2 and len(d.text) == 1, d.name
+    for kind in heldout.TAP_KINDS:
+        for d in heldout.taps(kind, 5, 5):
+            mask = ink_mask(d.picture)
+            assert mask.any() and not (mask[0].any() or mask[-1].any()), kind
