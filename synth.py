@@ -455,8 +455,10 @@ def _half_digit(rng, digits, labels):
 
 
 def _digit_with_slice(rng, digits, labels):
-    """A whole digit and the near side of its neighbour (SLICE_INK of it), touching."""
-    digit, neighbour = digits[rng.integers(len(digits), size=2)].astype(np.float32)
+    """A whole digit, never a 1 (a 1 with a stroke at its side is a flagged 1 or a 7), and
+    the near side of its neighbour (SLICE_INK of it), touching."""
+    digit = digits[_pick(rng, labels, (0, 2, 3, 4, 5, 6, 7, 8, 9))].astype(np.float32)
+    neighbour = digits[rng.integers(len(digits))].astype(np.float32)
     if rng.random() < 0.5:  # the neighbour on the right: its left side comes along
         return _side_by_side(digit, _cut(neighbour, rng.uniform(*SLICE_INK), "left"), rng)
     return _side_by_side(_cut(neighbour, rng.uniform(*SLICE_INK), "right"), digit, rng)
