@@ -276,21 +276,19 @@ def first_of(images: np.ndarray, labels: np.ndarray, digit: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pair", TOUCHING_PAIRS)
-def test_a_touching_pair_is_split_at_the_joint(mnist_test, model, pair):
+def test_a_touching_pair_is_one_mark_and_not_a_digit(mnist_test, model, pair):
     """Two real digits drawn with the app's brush, the second touching and just overlapping
-    the first: two glyphs, read right, each box its own digit's ink (ending at the cut)."""
+    the first: pieces are not cut (segment.py), so they are one glyph, and the reader, which
+    trained on touching digits as non-digits, says so rather than guess a wrong digit."""
     images, labels = (t.numpy() for t in mnist_test)
     canvas, boxes = touching_canvas(
         [first_of(images, labels, d) for d in pair], np.random.default_rng(0), overlap=0.03
     )
     result = reading.read(canvas, model, app.MIN_CONFIDENCE)
-    assert (result.status, result.text) == ("number", "".join(map(str, pair)))
-    (left, right) = [g.box for g in result.glyphs]
-    assert left[2] == right[0]  # the boxes end at the cut
+    assert (result.status, result.text, len(result.glyphs)) == ("not_a_digit", None, 1)
     (true_left, true_right) = boxes
-    assert true_right[0] - PEN <= left[2] <= true_left[2] + PEN  # where the digits meet
-    assert abs(left[0] - true_left[0]) <= BOX_SLACK and abs(right[2] - true_right[2]) <= BOX_SLACK
-    assert [d["box"] for d in result.as_json()["digits"]] == [list(left), list(right)]
+    (box,) = [d["box"] for d in result.as_json()["digits"]]
+    assert abs(box[0] - true_left[0]) <= BOX_SLACK and abs(box[2] - true_right[2]) <= BOX_SLACK
 
 
 @pytest.mark.parametrize(
