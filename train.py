@@ -1,6 +1,6 @@
 """Train the ConvNet on MNIST and save the weights that the app loads.
 
-    python train.py                 # the shipped weights (about 5 minutes on a 2-core CPU)
+    python train.py                 # the shipped weights (5-8 minutes on a 2-core CPU)
     python train.py --epochs 5 --out /tmp/quick.safetensors
 
 The whole dataset lives on the device as one tensor and batches are drawn by index,
