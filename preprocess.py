@@ -10,10 +10,11 @@ every picture the app sees (sketch, upload, API call) goes through here:
     dots joined (`pieces`) -> for each glyph: crop to its own ink -> 20 px longer side
     -> centre of mass at centre (`glyph`)
 
-Which ink makes a glyph (one piece, several, or part of one: where digits touch) is the
-segmentation search's choice (segment.py), made with the model. `to_model_input` reads
-the whole picture as one digit, through the same recipe. Both `ink` and `to_model_input`
-raise ImageError, with what to do, for a photo in which no sheet of paper or no ink is found.
+Which ink makes a glyph (one piece, or several drawn with a pen lift; digits that touch are
+one piece) is the segmentation search's choice (segment.py), made with the model.
+`to_model_input` reads the whole picture as one digit, through the same recipe. Both `ink`
+and `to_model_input` raise ImageError, with what to do, for a photo in which no sheet of
+paper or no ink is found.
 
 This is the only module that touches pixels on the way in; the input contract itself
 (shape, range, polarity) is stated in model.py.

@@ -62,8 +62,8 @@ class Reading:
 def read(
     image: np.ndarray | Image.Image | None, model: torch.nn.Module, min_confidence: float
 ) -> Reading:
-    """Read a picture: the segmentation search cuts its ink into glyphs, the model reading
-    every candidate in one batch; then the verdict on the glyphs of the best path.
+    """Read a picture: the segmentation search groups its ink's pieces into glyphs, the model
+    reading every candidate in one batch; then the verdict on the glyphs of the best path.
     A photo in which no sheet of paper or no ink can be found is `unreadable`, with a
     message that says what to do (never the drawing hint)."""
     nothing = torch.empty(0, len(CLASS_NAMES))

@@ -190,7 +190,7 @@ def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_tes
 
 def test_a_smiley_is_not_a_digit(model):
     """Its eyes (dabs of the pen, inside the face) are part of it, not marks of their own:
-    the face reads as no digit, whichever way the search cuts it."""
+    the face reads as no digit, whichever way the search groups its pieces."""
     canvas = strokes_canvas(placed(SMILEY, 180, 30, 220))
     result = reading.read(canvas, model, app.MIN_CONFIDENCE)
     assert result.status == "not_a_digit"
