@@ -43,7 +43,6 @@ LINES_ON_PAPER = 2  # ruled paper has many lines; a lone long stroke is part of 
 LONE_LINE = 0.85  # ...unless it spans the sheet (a margin line)
 INK_OVER_LINE = 2.0  # ink crossing a line is this many times darker than the line: kept,
 INK_EDGE = 2  # and so are the pixels of its blurred edge, this close to it
-DIGIT_SHARE = 0.04  # the ink of a digit spans at least this share of the picture's longer side
 
 
 def ink(gray: np.ndarray) -> np.ndarray | None:
@@ -62,7 +61,7 @@ def ink(gray: np.ndarray) -> np.ndarray | None:
     # before the ink is followed from its darkest pixels, so that it does not run along them.
     lines = _ruled_lines(contrast > faint, contrast, sheet, high)
     found = apply_hysteresis_threshold(np.where(lines, 0, contrast), low, high)
-    if not _has_a_digit(found):
+    if not found.any():
         return None
     strength = np.where(found, contrast, 0)
     return strength / strength.max()
@@ -171,12 +170,3 @@ def _thickness(runs: np.ndarray, count: int, along: int) -> np.ndarray:
         (runs * runs.shape[along] + position).ravel(), minlength=(count + 1) * runs.shape[along]
     ).reshape(count + 1, runs.shape[along])[1:]
     return np.array([np.median(row[row > 0]) for row in per])
-
-
-def _has_a_digit(found: np.ndarray) -> bool:
-    """Whether any piece of ink is big enough to be a digit (a speck is not)."""
-    labels, count = ndimage.label(found, np.ones((3, 3), dtype=bool))
-    least = DIGIT_SHARE * max(found.shape)
-    return any(
-        max(r.stop - r.start, c.stop - c.start) >= least for r, c in ndimage.find_objects(labels)
-    )

@@ -289,7 +289,7 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     darkest, paper, lightest = np.percentile(sample, [1, 50, 99])
     if not _flat_background(sample, paper):
         found = photo.ink(gray)
-        if found is None:
+        if found is None or not _has_a_digit(found > 0):
             raise ImageError(photo.PHOTO_HINT)
         return found
     if lightest - paper > paper - darkest:  # most of a picture is paper: ink is the far side
@@ -301,6 +301,16 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     ink /= peak
     ink[ink < NOISE_LEVEL] = 0
     return ink
+
+
+def _has_a_digit(ink: np.ndarray) -> bool:
+    """Whether any piece of a boolean ink picture is big enough to be a digit (spans at
+    least MIN_DIGIT_FRACTION of the picture's longer side; a speck does not)."""
+    labels, _ = ndimage.label(ink, structure=EIGHT_NEIGHBOURS)
+    least = MIN_DIGIT_FRACTION * max(ink.shape)
+    return any(
+        max(r.stop - r.start, c.stop - c.start) >= least for r, c in ndimage.find_objects(labels)
+    )
 
 
 def _flat_background(sample: np.ndarray, median: float) -> bool:
