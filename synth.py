@@ -372,9 +372,11 @@ def _flagged_one(rng):
     return image
 
 
-# Segmentation junk, for outlier exposure too: what a search for where digits end cuts out of
-# a number when it cuts wrong (LeCun et al., 1998, heuristic over-segmentation). The search
-# reads every candidate glyph, and a wrong one must read "not a digit" so that its path loses.
+# Segmentation junk, for outlier exposure too: what a search for where digits end gets when
+# it groups or cuts a number wrong (LeCun et al., 1998, heuristic over-segmentation). The
+# search reads every candidate glyph, and a wrong one must read "not a digit" so that its
+# path loses; and two touching digits, which segment.py leaves as one piece, must read "not
+# a digit" rather than one wrong digit.
 # Made from MNIST *training* digits only (the test set measures), drawn on a canvas and made
 # MNIST-like by preprocess.py as the app's input is. What a person could read as a digit is
 # left out: any piece of a 1 (it is a 1), any half of a 0 (a bracket, a curved 1), and the
