@@ -10,12 +10,14 @@ pictures of the inside of the model (explain.py).
 
 The page draws on a plain <canvas> (sketchpad.js, in a gr.HTML): while the pen moves it sends
 the picture as a PNG data URL, at most every SEND_EVERY_MS, and once more at pen-up; each is
-read at once (`read_canvas`, a private event). The value at pen-up goes into a State, whose
-change explains that same picture: once a stroke, after its label, with no second upload.
+read at once (`read_canvas`, a private event) for the label; the answer at pen-up also
+shows the glyphs. The value at pen-up goes into a State, whose change explains that same
+picture: once a stroke, after its label, with no second upload.
 """
 
 import base64
 import binascii
+import ctypes
 import os
 import sys
 from io import BytesIO
@@ -54,6 +56,16 @@ TOO_BIG_PICTURE = (
 # and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
 # variable sets another, for other hardware.
 CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
+# Gradio's queue rebuilds its monitoring summary (a pandas table of its last 10,000 events)
+# after every event by default: 2 ms of CPU per live update after 1,000 events, 7 ms after
+# 10,000. Every 100 events keeps the monitoring page near enough and the live update cheap.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
+# Every answer's pictures (what the model saw, the explanation's) are files in Gradio's
+# cache: every 10 minutes, Gradio deletes those made over an hour ago, which the pages
+# showing them have long loaded.
+DELETE_CACHE_S = (600, 3600)  # (how often, age), Blocks(delete_cache=...)
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+MALLOC_ARENAS = 2  # the server's threads share two heaps: see limit_malloc_arenas
 HINT = reading.HINT
 NOT_A_DIGIT = "Not a digit"  # the label's headline when any glyph is not a digit
 TOP_PER_DIGIT = 2  # a number's label shows each digit's best two readings...
@@ -74,7 +86,26 @@ combines them into larger parts.
 """
 
 
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's malloc arenas (mallopt M_ARENA_MAX), before the server starts its threads.
+
+    glibc gives threads their own heaps, up to 8 a core, and gives little of them back:
+    each request thread that decodes a PNG or runs the model grows its own. Over 2,000
+    strokes (benchmarks/live_load.py --parts memory) the server's RSS grew by 50-100 MB with
+    glibc's default, and not at all with 2 arenas (770 MB after 100 strokes, 762 MB after
+    2,000), and a live update took less CPU. Elsewhere (macOS, Windows, musl) there is no
+    such call, and nothing to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # glibc's own name for itself, on any distribution
+        libc.mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
+limit_malloc_arenas()
 try:
     MODEL = load_model()
     MIN_CONFIDENCE = float(read_metadata()["min_confidence"])
@@ -162,8 +193,8 @@ def drawing(payload: dict | None) -> np.ndarray | None:
         raise preprocess.ImageError(preprocess.UNREADABLE) from None
 
 
-def canvas_picture(value: object) -> np.ndarray | None:
-    """The live canvas's picture, as (height, width, channels) uint8, or ImageError. Its value
+def canvas_picture(value: object) -> Image.Image | None:
+    """The live canvas's picture (decoded, as the PNG holds it), or ImageError. Its value
     is {"png": a PNG data URL, "pen_up": bool} (sketchpad.js); None before any drawing. A PNG
     over MAX_PICTURE_PIXELS is refused from its header, before its pixels are decoded."""
     if value is None or value == "":
@@ -178,7 +209,8 @@ def canvas_picture(value: object) -> np.ndarray | None:
         with Image.open(BytesIO(data), formats=["PNG"]) as image:
             if image.size[0] * image.size[1] > MAX_PICTURE_PIXELS:
                 raise preprocess.ImageError(TOO_BIG_PICTURE)
-            return np.asarray(image.convert("RGBA"))
+            image.load()  # decoded now, while its bytes are open
+            return image
     except Image.DecompressionBombError:  # PIL's own limit, far above ours, from the header
         raise preprocess.ImageError(TOO_BIG_PICTURE) from None
     except (binascii.Error, OSError, SyntaxError, ValueError) as e:
@@ -187,16 +219,21 @@ def canvas_picture(value: object) -> np.ndarray | None:
         raise preprocess.ImageError(BAD_CANVAS_VALUE) from None
 
 
-def read_canvas(value: object) -> tuple[dict, dict | None, dict, object]:
-    """The live canvas's event: the three outputs for its picture, and, when the picture is
-    done (pen up, Undo, Clear), the value again, for the explanation (else that is left as
-    it was, so that the explanation runs once a stroke)."""
-    done = value if isinstance(value, dict) and value.get("pen_up") is True else gr.skip()
+def read_canvas(value: object) -> tuple[dict, object, dict, object]:
+    """The live canvas's event: the label and the JSON for its picture. When the picture is
+    done (pen up, Undo, Clear) or cannot be read, also what the model saw, and the value
+    again for the explanation. While the pen moves both are left as they were: the glyphs
+    follow each stroke and the explanation runs once a stroke, and a live update writes and
+    serves no picture file, which was a quarter of its server CPU (benchmarks/live_load.py).
+    """
+    done = isinstance(value, dict) and value.get("pen_up") is True
     try:
-        image = canvas_picture(value)
+        r = read_picture(canvas_picture(value))
     except preprocess.ImageError as e:
-        return (*cannot_read(str(e)), done)
-    return (*answer(image), done)
+        return (*cannot_read(str(e)), value if done else gr.skip())
+    if not done:
+        return label_value(r), gr.skip(), r.as_json(), gr.skip()
+    return (*outputs(r), value)
 
 
 def predict(payload: dict | None) -> Outputs:
@@ -244,7 +281,7 @@ def explain_canvas(value: object, which: float | None = 1) -> Explained:
     return explain_picture(image, which)
 
 
-def explain_picture(image: np.ndarray | None, which: float | None = 1) -> Explained:
+def explain_picture(image: np.ndarray | Image.Image | None, which: float | None = 1) -> Explained:
     """Inside the model, for digit number `which` (1: the first) of the picture: the class
     probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
     Without a digit to explain: a message for the label, and no pictures."""
@@ -300,7 +337,9 @@ SKETCHPAD_HTML = """
 </div>
 """
 
-with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
+with gr.Blocks(
+    title="MNIST Sketchpad", analytics_enabled=False, delete_cache=DELETE_CACHE_S
+) as demo:
     gr.Markdown(
         "# MNIST Sketchpad\n"
         "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
@@ -337,7 +376,7 @@ with gr.Blocks(title="MNIST Sketchpad", analytics_enabled=False) as demo:
                 elem_id="prediction",
             )
     seen = gr.Image(
-        label="What the model sees (28x28 a glyph)",
+        label="What the model sees (28x28 a glyph; at each pen-up)",
         elem_id="model-input",
         interactive=False,
         format="png",

@@ -5,9 +5,11 @@
 
 Starts `python app.py`, then, each part on the same server:
 
-1. Server CPU per call (its process time over N calls, one at a time): a live update
-   (the canvas's private event, a PNG data URL) against a `/predict` call through
-   gradio_client (a Sketchpad value, its file uploaded first), for the same drawing.
+1. Server CPU per call (its process time over CPU_CALLS calls, one at a time; the median
+   of CPU_ROUNDS rounds, the kinds taking turns): a live update (the canvas's private
+   event, a PNG data URL, pen down), the update at pen-up (which also makes the picture of
+   what the model saw), a `/predict` call through gradio_client (a Sketchpad value, its
+   file uploaded first) for the same drawing, and the explanation.
 2. Visitors drawing at once, each in its own session: every stroke lasts STROKE_S, with a
    picture every 100 ms, as sketchpad.js sends it; like the page's trigger_mode="always_last",
    a visitor whose answer is late sends only its latest picture. At pen-up the stroke's
@@ -46,7 +48,8 @@ from train import DATA_DIR, load_mnist  # noqa: E402
 
 SEND_EVERY_S = app.SEND_EVERY_MS / 1000
 STROKE_S = 3.0  # a long stroke: 30 pictures, then pen-up
-CPU_CALLS = 100  # calls timed for the server's CPU, each kind
+CPU_CALLS = 40  # calls timed for the server's CPU, each kind, in each of CPU_ROUNDS rounds
+CPU_ROUNDS = 5  # the kinds take turns, round by round: their medians are side by side
 MEMORY_VISITORS = 4
 PARTS = ("cpu", "visitors", "memory")
 MEMORY_CHECKPOINT = 100  # strokes: RSS here, and at the end
@@ -111,8 +114,11 @@ def server_cpu_per_call(url: str, pid: int, frames: list[str], folder: Path) -> 
     client = Client(url, verbose=False, ssl_verify=False)
     sketch = {"background": None, "layers": [], "composite": handle_file(str(png))}
     calls = {  # each with the pictures of its answer downloaded, as the page and a program do
-        "live update (canvas event, data URL)": lambda i: visitor.fetch_pictures(
+        "live update (canvas event, pen down)": lambda i: visitor.fetch_pictures(
             visitor.send(frames[i % len(frames)], False)
+        ),
+        "update at pen-up (and what the model saw)": lambda i: visitor.fetch_pictures(
+            visitor.send(frames[i % len(frames)], True)
         ),
         "/predict (gradio_client, Sketchpad value)": lambda i: client.predict(
             sketch, api_name="/predict"
@@ -120,15 +126,24 @@ def server_cpu_per_call(url: str, pid: int, frames: list[str], folder: Path) -> 
         "explanation at pen-up (State change)": lambda i: visitor.fetch_pictures(visitor.explain()),
     }
     visitor.send(frames[-1], True)  # a picture for the explanation
-    for name, call in calls.items():
+    for call in calls.values():
         for i in range(5):  # warm up
             call(i)
-        before, began = cpu_seconds(pid), time.perf_counter()
-        for i in range(CPU_CALLS):
-            call(i)
-        cpu = (cpu_seconds(pid) - before) / CPU_CALLS * 1e3
-        wall = (time.perf_counter() - began) / CPU_CALLS * 1e3
-        print(f"  {name:<44} server CPU {cpu:5.1f} ms a call  (round trip {wall:5.1f} ms)")
+    cpu_ms, wall_ms = {name: [] for name in calls}, {name: [] for name in calls}
+    for _ in range(CPU_ROUNDS):
+        for name, call in calls.items():
+            before, began = cpu_seconds(pid), time.perf_counter()
+            for i in range(CPU_CALLS):
+                call(i)
+            cpu_ms[name].append((cpu_seconds(pid) - before) / CPU_CALLS * 1e3)
+            wall_ms[name].append((time.perf_counter() - began) / CPU_CALLS * 1e3)
+    for name in calls:
+        cpu = cpu_ms[name]
+        print(
+            f"  {name:<44} server CPU {statistics.median(cpu):5.1f} ms a call "
+            f"(rounds {min(cpu):.1f}-{max(cpu):.1f}; round trip "
+            f"{statistics.median(wall_ms[name]):5.1f} ms)"
+        )
     visitor.close()
 
 
@@ -222,7 +237,8 @@ def main() -> None:
         pid = server_pid()
         if "cpu" in args.parts:
             print(
-                f"Server CPU a call, {CPU_CALLS} calls one at a time, a {app.CANVAS_SIZE} drawing:"
+                f"Server CPU a call, one at a time, a {app.CANVAS_SIZE} drawing: median of "
+                f"{CPU_ROUNDS} rounds of {CPU_CALLS} calls"
             )
             server_cpu_per_call(url, pid, strokes[0], Path(tempfile.mkdtemp()))
         if "visitors" in args.parts:

@@ -209,8 +209,9 @@ def canvas_drawing(digit: np.ndarray, seed: int) -> Image.Image:
 
 
 def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(server, mnist_test):
-    """The page's own events on a live server: each picture gets the in-process answer; only
-    the picture at pen-up changes what the explanation reads, and it explains that picture."""
+    """The page's own events on a live server: each picture gets the in-process label and
+    JSON; only the picture at pen-up changes what the model saw and what the explanation
+    reads, and it explains that picture."""
     client, _ = server
     visitor = Visitor(client.src)
     images, labels = (t.numpy() for t in mnist_test)
@@ -223,7 +224,10 @@ def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(s
             label, seen, reading_json, _ = done["output"]["data"]
             assert label == app.label_value(expected)
             assert reading_json == expected.as_json() and reading_json["text"] == str(labels[i])
-            assert seen is not None
+            if pen_up:  # the glyphs, as a picture file (the page's <img>)
+                assert visitor.fetch_pictures(done) == 1 and seen["path"].endswith(".png")
+            else:  # left as it was: no picture made while the pen moves
+                assert seen == {"__type__": "update"}
             assert bool(done["output"]["changed_state_ids"]) == pen_up  # explain once: pen-up
         explained = visitor.explain()
         top = explained["output"]["data"][0]

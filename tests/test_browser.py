@@ -186,6 +186,16 @@ def preview_shown(page: Page) -> bool:
     return page.locator("#model-input img").count() > 0
 
 
+def wait_for_preview(page: Page) -> bool:
+    """Whether what the model saw is shown, once the answer at pen-up has come (a live
+    answer during the stroke can show the label before it)."""
+    try:
+        page.wait_for_selector("#model-input img", timeout=LABEL_TIMEOUT_MS)
+    except Exception:
+        return False
+    return True
+
+
 def canvas_is_blank(page: Page) -> bool:
     return page.evaluate(
         """() => {
@@ -203,7 +213,7 @@ def test_draw_clear_twice_and_draw_again_with_a_mouse(browser, url):
 
     draw_with_mouse(page, SEVEN)  # no tool picked first
     assert wait_for_label(page, "7") == "7"
-    assert preview_shown(page)
+    assert wait_for_preview(page)
 
     for _ in range(2):  # Clear, and Clear again on the blank canvas
         page.locator("#sketchpad button[aria-label='Clear']").click()
@@ -213,7 +223,7 @@ def test_draw_clear_twice_and_draw_again_with_a_mouse(browser, url):
 
     draw_with_mouse(page, ZERO)  # again no tool picked: ready after Clear
     assert wait_for_label(page, "0") == "0"
-    assert preview_shown(page)
+    assert wait_for_preview(page)
     assert outside == []
     context.close()
 
@@ -332,7 +342,7 @@ def test_draw_with_a_finger_on_a_phone(browser, url):
 
     draw_with_finger(page, FOUR)
     assert wait_for_label(page, "4") == "4"
-    assert preview_shown(page)
+    assert wait_for_preview(page)
     assert page.evaluate("window.scrollY") == scrolled  # the finger drew; the page stayed
     pictures = [e["data"][0] for e in sent if e["fn"] == canvas_fn]
     assert pictures and all(picture_size(p) == app.CANVAS_SIZE for p in pictures)
@@ -343,9 +353,10 @@ def test_draw_with_a_finger_on_a_phone(browser, url):
 
 def test_the_label_follows_the_pen_and_inside_the_model_each_pen_up(browser, url):
     """One long stroke, a 0 drawn over about two seconds: the label answers before the pen
-    is lifted, from pictures sent at most every 100 ms, none of them uploaded as files. The
-    explanation runs once, after the pen-up, from the server's copy of that picture; Clear
-    takes it away again. The page's screenshot goes in the README."""
+    is lifted, from pictures sent at most every 100 ms, none of them uploaded as files. What
+    the model saw shows at pen-up. The explanation runs once, after the pen-up, from the
+    server's copy of that picture; Clear takes it away again. The page's screenshot goes in
+    the README."""
     context = browser.new_context(viewport={"width": 1280, "height": 1700})  # the whole page
     page, outside = open_app(context, url)
     sent = record_events(page)
@@ -366,8 +377,10 @@ def test_the_label_follows_the_pen_and_inside_the_model_each_pen_up(browser, url
         timeout=LABEL_TIMEOUT_MS,
     )
     while_drawing = [e for e in sent if e["fn"] == canvas_fn]
+    assert not preview_shown(page)  # what the model saw comes with the answer at pen-up
     page.mouse.up()
     assert wait_for_label(page, "0") == "0"
+    assert wait_for_preview(page)
     for picture, width in INSIDE_PICTURES.items():
         image = page.wait_for_selector(picture, timeout=LABEL_TIMEOUT_MS)
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
