@@ -200,17 +200,17 @@ def make_pictures(
     x = to_inputs(images, device)
     n_others = min(NONDIGITS, len(x) // 4)
     n_junk, n_marks = min(JUNK, len(x) // 8), min(MARKS, len(x) // 40)
-    styles, style_labels = digit_styles(args.seed)
+    styles, style_labels = (t.to(device) for t in digit_styles(args.seed))
     others = nondigits(n_others, seed=args.seed).to(device)
     junk = segmentation_junk(images, labels, n_junk, seed=args.seed).to(device)
     paths = None
     if args.augment:
-        paths = tuple(pen_paths(p) for p in (x, styles.to(device), others, junk))
+        paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
     return Pictures(
         x,
         labels.to(device),
-        styles.to(device),
-        style_labels.to(device),
+        styles,
+        style_labels,
         others,
         junk,
         marks(n_marks, seed=args.seed).to(device),
