@@ -699,13 +699,13 @@ def _app_canvas(
     tops = [rng.uniform(-NUMBER_JITTER, NUMBER_JITTER) * tall + (tall - t.shape[0]) for t in tiles]
     tops = [t - min(tops) for t in tops]
     field = np.zeros(
-        (int(max(t + s.shape[0] for t, s in zip(tops, tiles, strict=True))) + 1, 4 * width)
+        (int(max(t + s.shape[0] for t, s in zip(tops, tiles, strict=True))) + 1, 5 * width)
     )
     lefts = []
     for k, (tile, top) in enumerate(zip(tiles, tops, strict=True)):
         rows = slice(int(top), int(top) + tile.shape[0])
-        if k == 0:
-            left = 0
+        if k == 0:  # a canvas's width of margin: a neighbour may reach further left
+            left = width
         elif blanks[k - 1] >= 0:  # apart: the blank is between their boxes
             left = lefts[-1] + tiles[k - 1].shape[1] + int(round(blanks[k - 1]))
         else:  # touching: where this tile's ink first meets the ink before it, then closer
