@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 import preprocess
-import segment
 from model import DIGIT_BOX, IMAGE_SIZE
 
 # Augmentation ranges: drawn digits are rotated, slanted, off-size and drawn with any pen.
@@ -390,9 +389,6 @@ HALF_INK = (0.25, 0.5)  # share of the digit's ink a half keeps: more, and the l
 # most of a 2 is left, a digit still; a meaningful share of the ink is cut away
 MIN_HALF_ASPECT = 0.4  # width / height: a narrower half is one upright stroke, a 1
 SLICE_INK = (0.2, 0.45)  # of the neighbour's ink that comes with a digit: more than a dot
-CUT_SCALE = 3  # MNIST's 28 px enlarged to 84 px before cutting: a digit's size on the canvas
-CUT_MATCH = 0.85  # intersection over union of a run of parts with a digit's own ink: cut well
-WRONG_CUT_MATCH = 0.5  # below it with both digits: a wrong cut
 MAX_OVERLAP = 0.3  # of the narrower digit's width that two touching digits may overlap by
 JUNK_SCALE = 4  # MNIST's 28 px drawn at 112 px, the sketch canvas's size, before preprocess
 JUNK_MARGIN = 28  # px of paper around the junk at 28 px scale: the ink stays a minority
@@ -474,117 +470,6 @@ def _touching_pair(rng, digits, labels):
     """Two whole digits that touch or overlap a little, read as one glyph."""
     left, right = digits[rng.integers(len(digits), size=2)].astype(np.float32)
     return _side_by_side(left, right, rng)
-
-
-def cut_pairs(
-    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`count` touching pairs of `images` (MNIST training digits, uint8 (M, 28, 28)) cut by
-    the app's own cuts (segment.cut), and what the search would read in them (LeCun et al.,
-    1998, train the recogniser on the segmenter's output): the digits cut well (N, 1, 28, 28),
-    with a stub of the neighbour or a nick of their own, and their labels; and wrong cuts
-    (K, 1, 28, 28), parts that are neither digit, for outlier exposure.
-
-    A run of neighbouring parts is a digit cut well when it matches that digit's own ink
-    (intersection over union, CUT_MATCH), and a wrong cut when it matches neither digit
-    (below WRONG_CUT_MATCH), is as tall as half the pair, and is not an upright bar (a 1)."""
-    rng = np.random.default_rng(seed)
-    digits, labels = images.numpy().astype(np.float32), labels.numpy()
-    pictures, found, wrong = [], [], []
-    for _ in range(count):
-        pair = rng.integers(len(digits), size=2)
-        layers = [
-            np.kron(layer, np.ones((CUT_SCALE, CUT_SCALE))) / 255
-            for layer in _touching_layers(digits[pair[0]], digits[pair[1]], rng)
-        ]
-        strength = np.maximum(*layers)
-        own = strength > 0
-        runs = _cut_runs(own)
-        if not runs:
-            continue
-        ink = preprocess.Ink(strength.astype(np.float32), 1, own.shape[::-1])
-        truths = [own & (layers[0] >= layers[1]), own & (layers[1] > layers[0])]
-        matches = np.array([[_overlap(run, truth) for truth in truths] for run in runs])
-        for side in (0, 1):
-            best = int(matches[:, side].argmax())
-            if matches[best, side] >= CUT_MATCH:
-                pictures.append(_glyph_input(ink, runs[best]))
-                found.append(labels[pair[side]])
-        height = np.ptp(np.nonzero(own.any(1))[0]) + 1
-        bad = [
-            run
-            for run, match in zip(runs, matches, strict=True)
-            if match.max() < WRONG_CUT_MATCH
-            and np.ptp(np.nonzero(run.any(1))[0]) + 1 >= height / 2
-            and not _like_a_one(run)
-        ]
-        if bad:
-            wrong.append(_glyph_input(ink, bad[rng.integers(len(bad))]))
-    return torch.stack(pictures), torch.tensor(found), torch.stack(wrong)
-
-
-def cut_nondigits(pictures: torch.Tensor, seed: int) -> torch.Tensor:
-    """Parts of non-digits (`pictures`, (N, 1, 28, 28) in [0, 1]: letters, shapes) as the
-    app's cuts leave them (segment.cut), for outlier exposure: a letter cut into parts must
-    not read as a number (an m as 177, an omega as 60). One part a picture that is cut, as
-    tall as half the picture at least and not an upright bar (a 1): (K, 1, 28, 28)."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for picture in pictures[:, 0].numpy():
-        strength = np.kron(picture, np.ones((CUT_SCALE, CUT_SCALE))).astype(np.float32)
-        own = strength > 0
-        height = np.ptp(np.nonzero(own.any(1))[0]) + 1
-        runs = [
-            run
-            for run in _cut_runs(own)
-            if np.ptp(np.nonzero(run.any(1))[0]) + 1 >= height / 2 and not _like_a_one(run)
-        ]
-        if runs:
-            ink = preprocess.Ink(strength, 1, own.shape[::-1])
-            parts.append(_glyph_input(ink, runs[rng.integers(len(runs))]))
-    return torch.stack(parts)
-
-
-def _cut_runs(own: np.ndarray) -> list[np.ndarray]:
-    """The runs of neighbouring parts that segment.cut leaves of the ink (boolean), each a
-    boolean picture; none when it does not cut."""
-    parts = segment.cut(own, preprocess.pen_width(own))
-    count = int(parts.max())
-    return [
-        (parts > first) & (parts <= last)
-        for first in range(count)
-        for last in range(first + 1, count + 1)
-        if last - first < count
-    ]
-
-
-def _overlap(one: np.ndarray, other: np.ndarray) -> float:
-    """Intersection over union of two boolean pictures."""
-    return float((one & other).sum() / max((one | other).sum(), 1))
-
-
-def _glyph_input(ink: preprocess.Ink, own: np.ndarray) -> torch.Tensor:
-    """The model's (1, 28, 28) input for the ink where `own` is true, as the search makes it."""
-    rows, cols = np.nonzero(own.any(1))[0], np.nonzero(own.any(0))[0]
-    box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
-    return preprocess.glyph(ink, own[box[0] : box[1], box[2] : box[3]], box).input[0]
-
-
-def _touching_layers(left: np.ndarray, right: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """The two pictures on one strip, each on a layer of its own, the right one's ink
-    starting where the left's ends, give or take: from a 1 px gap to an overlap of
-    MAX_OVERLAP of the narrower ink."""
-    (l0, l1), (r0, r1) = _columns(left), _columns(right)
-    overlap = rng.uniform(-1, MAX_OVERLAP * min(l1 - l0, r1 - r0))
-    start = int(round(l1 - overlap)) - r0  # where the right picture's column 0 goes
-    width = max(IMAGE_SIZE, start + IMAGE_SIZE) - min(0, start)
-    shift = -min(0, start)
-    strip_left = np.zeros((IMAGE_SIZE, width), np.float32)
-    strip_right = np.zeros_like(strip_left)
-    strip_left[:, shift : shift + IMAGE_SIZE] = left
-    rolled = np.roll(right, int(rng.integers(-3, 4)), axis=0)  # seldom exactly level
-    strip_right[:, shift + start : shift + start + IMAGE_SIZE] = rolled
-    return strip_left, strip_right
 
 
 def _pick(rng, labels, allowed) -> int:

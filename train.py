@@ -35,7 +35,6 @@ from model import (
 from synth import (
     NONDIGIT_PEN_STEPS,
     augment,
-    cut_pairs,
     digit_styles,
     marks,
     nondigits,
@@ -65,8 +64,6 @@ MARKS = 1_000
 MARKS_PER_BATCH = 4
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
-CUT_PAIRS = 4_000  # touching pairs cut by the app's cuts (synth.cut_pairs), made once...
-CUT_DIGITS_PER_BATCH = 16  # ...and the digits cut well from them, in each batch
 MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
@@ -187,12 +184,10 @@ class Pictures(NamedTuple):
     labels: torch.Tensor
     styles: torch.Tensor  # synth.digit_styles
     style_labels: torch.Tensor
-    cut: torch.Tensor  # synth.cut_pairs: the digits cut well
-    cut_labels: torch.Tensor
     others: torch.Tensor  # synth.nondigits
     junk: torch.Tensor  # synth.segmentation_junk
     marks: torch.Tensor  # synth.marks: never redrawn
-    paths: tuple[torch.Tensor, ...] | None  # of digits, styles, cut digits, others and junk
+    paths: tuple[torch.Tensor, ...] | None  # of digits, styles, others and junk
 
 
 def make_pictures(
@@ -206,21 +201,16 @@ def make_pictures(
     n_others = min(NONDIGITS, len(x) // 4)
     n_junk, n_marks = min(JUNK, len(x) // 8), min(MARKS, len(x) // 40)
     styles, style_labels = (t.to(device) for t in digit_styles(args.seed))
-    n_pairs = min(CUT_PAIRS, len(x) // 10)
-    cut, cut_labels, _ = cut_pairs(images, labels, n_pairs, seed=args.seed)
-    cut, cut_labels = cut.to(device), cut_labels.to(device)
     others = nondigits(n_others, seed=args.seed).to(device)
     junk = segmentation_junk(images, labels, n_junk, seed=args.seed).to(device)
     paths = None
     if args.augment:
-        paths = tuple(pen_paths(p) for p in (x, styles, cut, others, junk))
+        paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
     return Pictures(
         x,
         labels.to(device),
         styles,
         style_labels,
-        cut,
-        cut_labels,
         others,
         junk,
         marks(n_marks, seed=args.seed).to(device),
@@ -249,25 +239,24 @@ def validation_pictures(
 def batch(
     data: Pictures, index: torch.Tensor, generator: torch.Generator, augmented: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The digits at `index`, STYLED_DIGITS_PER_BATCH digits in other styles and
-    CUT_DIGITS_PER_BATCH cut from touching pairs, their labels, and the batch's non-digits:
-    letters and shapes, segmentation junk and marks."""
+    """The digits at `index`, STYLED_DIGITS_PER_BATCH digits in other styles, their labels,
+    and the batch's non-digits: letters and shapes, segmentation junk and marks."""
     device = data.digits.device
 
     def draw(pool: torch.Tensor, count: int) -> torch.Tensor:
         return torch.randint(len(pool), (count,), generator=generator, device=device)
 
-    styled, cut = draw(data.styles, STYLED_DIGITS_PER_BATCH), draw(data.cut, CUT_DIGITS_PER_BATCH)
-    other, junk = draw(data.others, NONDIGITS_PER_BATCH), draw(data.junk, JUNK_PER_BATCH)
-    mark = draw(data.marks, MARKS_PER_BATCH)
-    x = torch.cat([data.digits[index], data.styles[styled], data.cut[cut]])
-    y = torch.cat([data.labels[index], data.style_labels[styled], data.cut_labels[cut]])
+    styled, other = (
+        draw(data.styles, STYLED_DIGITS_PER_BATCH),
+        draw(data.others, NONDIGITS_PER_BATCH),
+    )
+    junk, mark = draw(data.junk, JUNK_PER_BATCH), draw(data.marks, MARKS_PER_BATCH)
+    x = torch.cat([data.digits[index], data.styles[styled]])
+    y = torch.cat([data.labels[index], data.style_labels[styled]])
     others, junks, marks_ = data.others[other], data.junk[junk], data.marks[mark]
     if augmented:
-        digit_paths, style_paths, cut_paths, other_paths, junk_paths = data.paths
-        x = augment(
-            x, torch.cat([digit_paths[index], style_paths[styled], cut_paths[cut]]), generator
-        )
+        digit_paths, style_paths, other_paths, junk_paths = data.paths
+        x = augment(x, torch.cat([digit_paths[index], style_paths[styled]]), generator)
         others = augment(
             torch.cat([others, junks]),
             torch.cat([other_paths[other], junk_paths[junk]]),
@@ -370,8 +359,7 @@ def train(args: argparse.Namespace) -> None:
     made = ", pen paths of them all" if args.augment else ""
     print(
         f"{len(data.others):,} non-digits, {len(data.junk):,} pieces of segmentation junk, "
-        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles, "
-        f"{len(data.cut):,} cut from touching pairs{made} "
+        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles{made} "
         f"in {time.perf_counter() - started:.1f}s"
     )
 
