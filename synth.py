@@ -26,6 +26,9 @@ MAX_SHIFT_PX = 2.0
 REDRAW_FRACTION = 0.5  # of each batch, redrawn along its pen path with a random round pen
 MAX_PEN_STEPS = 6  # pens from 0.5 to 6.5 px wide at 28 x 28: a fine liner to a thick brush
 MNIST_STROKE_PX = 2.5  # MNIST's typical stroke width
+PEN_LIFT_FRACTION = 0.2  # of the pictures redrawn with a pen of up to MAX_LIFT_PEN steps
+MAX_LIFT_PEN = 4  # (3.5 px: a sketchpad brush is 1.5 to 3 px at this size), with a pen lift...
+LIFT_GAP = (0.2, 1.0)  # ...that leaves this many pen widths of blank between the stroke ends
 BLUR_FRACTION = 0.1  # of each batch, seen at low resolution: a small photo, an icon, a scan...
 LOW_RES_SIDES = (8, 14)  # ...shrunk to 8 to 13 pixels a side, then enlarged back to 28
 
@@ -109,6 +112,26 @@ def _grow(x: torch.Tensor, square: bool) -> torch.Tensor:
     return torch.maximum(rows[..., 1:-1], cols[..., 1:-1, :])
 
 
+def lift_pen(x: torch.Tensor, pens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The drawings (N, 1, 28, 28) with a stretch of stroke left out, as when the pen is
+    lifted and put down again a little further on: the ink within a disk around a random ink
+    pixel is erased, leaving a blank of LIFT_GAP pen widths (`pens`, (N,) px) between the
+    stroke ends. (Random Erasing, Zhong et al., 2017, along the pen's way.)"""
+    n, device = len(x), x.device
+    if n == 0:
+        return x
+    ink = (x > 0.5).flatten(1).float() + 1e-6  # a pixel of a stroke, chosen at random
+    where = torch.multinomial(ink, 1, generator=generator).squeeze(1)
+    gap = torch.rand(n, generator=generator, device=device) * (LIFT_GAP[1] - LIFT_GAP[0])
+    radius = (1 + LIFT_GAP[0] + gap) * pens / 2
+    rows = torch.arange(IMAGE_SIZE, device=device).view(1, -1, 1)
+    cols = torch.arange(IMAGE_SIZE, device=device).view(1, 1, -1)
+    far = (rows - (where // IMAGE_SIZE).view(-1, 1, 1)) ** 2 + (
+        cols - (where % IMAGE_SIZE).view(-1, 1, 1)
+    ) ** 2 > radius.view(-1, 1, 1) ** 2
+    return x * far.unsqueeze(1)
+
+
 def augment(
     x: torch.Tensor,
     paths: torch.Tensor,
@@ -118,8 +141,9 @@ def augment(
 ) -> torch.Tensor:
     """A batch (N, 1, 28, 28) on the device, `redraw_fraction` of it redrawn with a random
     pen (up to `max_pen_steps`) along its pen path (`paths`, from pen_paths; None when
-    nothing is redrawn), then all of it randomly rotated, sheared, scaled and shifted, and
-    some of it blurred as a low-resolution picture is."""
+    nothing is redrawn; PEN_LIFT_FRACTION of those with a pen lift), then all of it randomly
+    rotated, sheared, scaled and shifted, and some of it blurred as a low-resolution picture
+    is."""
     n, device = x.shape[0], x.device
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -131,6 +155,8 @@ def augment(
     x = x.clone()
     if redraw_fraction > 0:
         x[redrawn] = redraw(paths[redrawn], pen_steps[redrawn])
+        lifted = redrawn & (pen_steps < MAX_LIFT_PEN) & (uniform(0, 1) < PEN_LIFT_FRACTION)
+        x[lifted] = lift_pen(x[lifted], pen_steps[lifted] + 0.5, generator)
     # A thicker pen also makes a bigger digit, which preprocessing scales back to 20 px: the
     # affine step shrinks it by as much.
     growth = torch.where(redrawn, pen_steps + 0.5 - MNIST_STROKE_PX, 0.0)
@@ -337,7 +363,7 @@ DIGIT_FONT_FILES = (
     "DejaVuSerif-BoldItalic.ttf",
 )
 DIGIT_FONT_SIZES = (40, 60, 80)  # pixels at SKETCH_SIDE: each rasterises its curves differently
-FLAGGED_ONES = 60
+FLAGGED_ONES = 120
 
 
 def digit_styles(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,8 +391,8 @@ def _flagged_one(rng):
     lean = np.deg2rad(rng.uniform(-5, 20))  # the top to the right of the foot
     top = np.array([56 + 40 * np.sin(lean), 16.0])
     foot = np.array([56 - 40 * np.sin(lean), 96.0])
-    flag = np.deg2rad(rng.uniform(25, 45)) + lean  # from the stem, towards the lower left
-    length = rng.uniform(0.15, 0.4) * 80
+    flag = np.deg2rad(rng.uniform(25, 55)) + lean  # from the stem, towards the lower left
+    length = rng.uniform(0.15, 0.5) * 80
     tip = top + length * np.array([-np.sin(flag), np.cos(flag)])
     _stroke(draw, [tip, top, foot])
     return image

@@ -51,11 +51,14 @@ def test_attributions_add_up_to_the_logit_change_from_a_black_image(model, expla
         with torch.no_grad():
             change = model(x)[0, seen.predicted] - model(torch.zeros_like(x))[0, seen.predicted]
         assert seen.logit_change == pytest.approx(float(change), rel=1e-5)
-        # Within 4% (IG_STEPS points approximate the path integral), or a twentieth of a
-        # logit where the ink barely moved it: the black image already looks most like a 1.
-        assert float(seen.attributions.sum()) == pytest.approx(
-            seen.logit_change, rel=0.04, abs=0.05
-        )
+        # Within 4% (IG_STEPS points approximate the path integral), or a tenth of a logit
+        # where the ink barely moved it: the black image already looks most like a 1.
+        assert float(seen.attributions.sum()) == pytest.approx(seen.logit_change, rel=0.04, abs=0.1)
+    # What is left is the approximation's: the worst digit's sum comes within a hundredth
+    # of a logit with 16 times the points.
+    x, _, seen = max(explained, key=lambda e: abs(e[2].attributions.sum() - e[2].logit_change))
+    finer = explain.explain(model, x, steps=16 * explain.IG_STEPS)
+    assert float(finer.attributions.sum()) == pytest.approx(finer.logit_change, abs=0.01)
 
 
 def test_saliency_lies_on_and_around_the_ink(explained):
@@ -92,7 +95,10 @@ def test_blacking_out_the_most_salient_ink_hurts_more_than_random_ink(model, exp
                 p = model(occluded.view_as(x)).softmax(1)[0, seen.predicted]
             drops.append(float(seen.probabilities[seen.predicted] - p))
     salient_drops, random_drops = np.array(salient_drops), np.array(random_drops)
-    assert salient_drops.mean() > 0.4
+    # The reader trained with pen lifts (a stretch of stroke erased) reads a digit with
+    # missing ink better than it did, so the salient tenth costs it less (0.34 on average
+    # here; 0.4 and more before): the comparisons with random ink below are the test.
+    assert salient_drops.mean() > 0.25
     assert salient_drops.mean() > 3 * random_drops.mean()
     assert (salient_drops >= random_drops).mean() >= 0.9
 

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 import synth
 from model import WEIGHTS_PATH, Ensemble, load_model, read_metadata
-from synth import MAX_PEN_STEPS, augment, pen_paths, redraw, skeletonize
+from synth import LIFT_GAP, MAX_PEN_STEPS, augment, lift_pen, pen_paths, redraw, skeletonize
 from train import MEMBER_EPOCHS, MNIST_FILES, parse_args, pick_device
 
 ROOT = WEIGHTS_PATH.parent.parent
@@ -56,6 +56,26 @@ def test_augment_keeps_shape_range_and_changes_images(mnist_test):
     # Ink is neither wiped out nor flooded: every image keeps a plausible amount of it.
     ink = out.flatten(1).sum(1) / x.flatten(1).sum(1)
     assert ink.min() > 0.2 and ink.max() < 5
+
+
+def test_a_pen_lift_leaves_a_blank_across_the_stroke(mnist_test):
+    """Real 1s redrawn with a 2.5 px pen, then lifted: ink is only taken away, all of it
+    within one disk of the lift's radius, and most 1s come apart in two strokes (the
+    others lose an end)."""
+    images, labels = mnist_test
+    ones = images[labels == 1][:100].unsqueeze(1).float() / 255
+    pens = torch.full((100,), 2)
+    drawn = redraw(pen_paths(ones), pens)
+    lifted = lift_pen(drawn, pens + 0.5, torch.Generator().manual_seed(0))
+    assert (lifted <= drawn).all()
+    removed = ((drawn - lifted) > 0)[:, 0].numpy()
+    assert removed.any(axis=(1, 2)).all()
+    widest = 2 * (1 + LIFT_GAP[1]) * 2.5 / 2 + 1  # the disk's diameter, and a pixel's edge
+    for taken in removed:
+        rows, cols = np.nonzero(taken)
+        assert np.ptp(rows) + 1 <= widest and np.ptp(cols) + 1 <= widest
+    strokes = [ndimage.label(d[0].numpy() > 0.5, structure=np.ones((3, 3)))[1] for d in lifted]
+    assert np.mean(np.array(strokes) == 2) > 0.5
 
 
 def test_skeleton_of_a_thick_bar_is_one_pixel_wide():
