@@ -64,13 +64,14 @@ def test_a_pen_lift_leaves_a_blank_across_the_stroke(mnist_test):
     others lose an end)."""
     images, labels = mnist_test
     ones = images[labels == 1][:100].unsqueeze(1).float() / 255
-    pens = torch.full((100,), 2)
-    drawn = redraw(pen_paths(ones), pens)
-    lifted = lift_pen(drawn, pens + 0.5, torch.Generator().manual_seed(0))
+    steps = torch.full((100,), 2)
+    pen = 2.5  # px: redraw's pen of 2 steps
+    drawn = redraw(pen_paths(ones), steps)
+    lifted = lift_pen(drawn, torch.full((100,), pen), torch.Generator().manual_seed(0))
     assert (lifted <= drawn).all()
     removed = ((drawn - lifted) > 0)[:, 0].numpy()
     assert removed.any(axis=(1, 2)).all()
-    widest = 2 * (1 + LIFT_GAP[1]) * 2.5 / 2 + 1  # the disk's diameter, and a pixel's edge
+    widest = 2 * (1 + LIFT_GAP[1]) * pen / 2 + 1  # the disk's diameter, and a pixel's edge
     for taken in removed:
         rows, cols = np.nonzero(taken)
         assert np.ptp(rows) + 1 <= widest and np.ptp(cols) + 1 <= widest
