@@ -303,17 +303,20 @@ def report_sweep(outcomes: list[Outcome], thresholds: list[float], chosen: float
     )
     for t in thresholds:
         at = [(o, *status_at(o, t)) for o in outcomes]
-        non_digits = np.mean(
-            [s == "not_a_digit" for o, s, _ in at if o.kind in heldout.NON_DIGIT_KINDS] or [np.nan]
-        )
+        non_digits = [s == "not_a_digit" for o, s, _ in at if o.kind in heldout.NON_DIGIT_KINDS]
         declined = [[s == "not_a_digit" for o, s, _ in at if o.kind == k] for k in kinds]
-        drawn = np.mean([text == o.truth for o, _, text in at if o.kind == "drawn MNIST"])
-        exact = np.mean([text == o.truth for o, _, text in at if o.kind.endswith("numbers")])
+        drawn = [text == o.truth for o, _, text in at if o.kind == "drawn MNIST"]
+        exact = [text == o.truth for o, _, text in at if o.kind.endswith("numbers")]
         print(
-            f"  {t:9.4g}{'*' if t == chosen else ' '} {non_digits:10.1%} | {' ' * 16}"
-            + " ".join(f"{np.mean(d):7.2%}" if d else f"{'-':>7}" for d in declined)
-            + f" | {drawn:16.2%} | {exact:13.1%}"
+            f"  {t:9.4g}{'*' if t == chosen else ' '} {_rate(non_digits, 10, 1)} | {' ' * 16}"
+            + " ".join(_rate(d, 7, 2) for d in declined)
+            + f" | {_rate(drawn, 16, 2)} | {_rate(exact, 13, 1)}"
         )
+
+
+def _rate(flags: list[bool], width: int, places: int) -> str:
+    """The share of flags that are true, or a dash for a set that was not run (--sets)."""
+    return f"{np.mean(flags):{width}.{places}%}" if flags else f"{'-':>{width}}"
 
 
 def write_failures(outcomes: list[Outcome], path: Path) -> None:
