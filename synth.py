@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 import preprocess
+import segment
 from model import DIGIT_BOX, IMAGE_SIZE
 
 # Augmentation ranges: drawn digits are rotated, slanted, off-size and drawn with any pen.
@@ -572,3 +573,107 @@ def _mark(rng):
 
 def _unit(angle: float) -> np.ndarray:
     return np.array([np.cos(angle), np.sin(angle)])
+
+
+# Digits as the search's cuts leave them (segment.cut_glyphs), for the reader to read, and
+# the wrong cuts beside them, for it to refuse: LeCun et al. (1998) trained their recogniser
+# on their segmenter's own output. Numbers of 2 or 3 touching MNIST *training* digits,
+# enlarged to about a sketch's size, each digit's own ink kept on a layer of its own.
+CUT_SCALE = 3  # MNIST's 28 px enlarged to 84 px before cutting: a digit's size on the canvas
+CUT_MATCH = 0.8  # intersection over union of a cut glyph's ink with one digit's: cut well
+WRONG_CUT_MATCH = 0.5  # below it with every digit: a wrong cut (half a digit, two halves)
+TOUCH_OVERLAP = (-1.0, 0.25)  # of the narrower digit's ink width two neighbours overlap by:
+#                              from a 1 px gap to a quarter (the held-out set: 1-8% of height)
+
+
+def cut_digits(
+    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`count` numbers of 2 or 3 touching `images` (MNIST training digits, uint8 (M, 28, 28))
+    cut by segment.cut_glyphs: the digits cut well (N, 1, 28, 28), with a stub of a neighbour
+    or a nick of their own, and their labels (N,); and one wrong cut a number where there is
+    one (K, 1, 28, 28): neither digit (below WRONG_CUT_MATCH with each), at least half the
+    number's height and not an upright bar (a 1)."""
+    rng = np.random.default_rng(seed)
+    digits, labels = images.numpy().astype(np.float32) / 255, labels.numpy()
+    found, found_labels, wrong = [], [], []
+    for _ in range(count):
+        chosen = rng.integers(len(digits), size=int(rng.integers(2, 4)))
+        layers = [
+            np.kron(layer, np.ones((CUT_SCALE, CUT_SCALE)))
+            for layer in _touching_layers([digits[k] for k in chosen], rng)
+        ]
+        strength = np.max(layers, axis=0).astype(np.float32)
+        owner = np.argmax(layers, axis=0)
+        own = [(strength > 0) & (owner == k) for k in range(len(chosen))]
+        cuts = segment.cut_glyphs(preprocess.Ink(strength, 1, strength.shape[::-1]))
+        if not cuts:
+            continue
+        matches = np.array([[_overlap(ink, mine) for mine in own] for _, ink in cuts])
+        for k in range(len(chosen)):
+            best = int(matches[:, k].argmax())
+            if matches[best, k] >= CUT_MATCH:
+                found.append(cuts[best][0].input[0])
+                found_labels.append(labels[chosen[k]])
+        height = np.ptp(np.flatnonzero(strength.any(axis=1))) + 1
+        bad = [
+            glyph.input[0]
+            for (glyph, ink), match in zip(cuts, matches, strict=True)
+            if match.max() < WRONG_CUT_MATCH and _part_of_note(ink, height)
+        ]
+        if bad:
+            wrong.append(bad[rng.integers(len(bad))])
+    return torch.stack(found), torch.tensor(found_labels), torch.stack(wrong)
+
+
+def cut_nondigits(pictures: torch.Tensor, seed: int) -> torch.Tensor:
+    """Parts of non-digits (`pictures`, (N, 1, 28, 28) in [0, 1]: letters, shapes) as
+    segment.cut_glyphs leaves them, for outlier exposure: an m cut in parts must not read
+    111. One part of each picture that is cut, at least half its height and not an upright
+    bar (a 1): (K, 1, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for picture in pictures[:, 0].numpy():
+        strength = np.kron(picture, np.ones((CUT_SCALE, CUT_SCALE))).astype(np.float32)
+        height = np.ptp(np.flatnonzero(strength.any(axis=1))) + 1
+        cuts = [
+            glyph.input[0]
+            for glyph, ink in segment.cut_glyphs(preprocess.Ink(strength, 1, strength.shape[::-1]))
+            if _part_of_note(ink, height)
+        ]
+        if cuts:
+            parts.append(cuts[rng.integers(len(cuts))])
+    return torch.stack(parts) if parts else torch.empty(0, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _part_of_note(ink: np.ndarray, height: int) -> bool:
+    """Whether a cut's ink (boolean) is worth refusing: at least half the `height` of what
+    was cut, at least MIN_HALF_ASPECT as wide as tall and not an upright bar (both a 1)."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    tall = rows[-1] - rows[0] + 1
+    wide = cols[-1] - cols[0] + 1
+    return tall >= height / 2 and wide >= MIN_HALF_ASPECT * tall and not _like_a_one(ink)
+
+
+def _touching_layers(pictures: list[np.ndarray], rng) -> list[np.ndarray]:
+    """The pictures left to right on one strip, each on a layer of its own, each one's ink
+    starting where the one before ends, give or take TOUCH_OVERLAP of the narrower ink."""
+    starts, (first, reach) = [0], _columns(pictures[0])
+    before = reach - first  # the ink width of the digit before
+    for picture in pictures[1:]:
+        first, last = _columns(picture)
+        overlap = rng.uniform(*TOUCH_OVERLAP) * min(last - first, before)
+        starts.append(max(0, int(round(reach - overlap)) - first))
+        reach, before = starts[-1] + last, last - first
+    width = starts[-1] + IMAGE_SIZE
+    layers = []
+    for picture, start in zip(pictures, starts, strict=True):
+        layer = np.zeros((IMAGE_SIZE, width), np.float32)
+        layer[:, start : start + IMAGE_SIZE] = np.roll(picture, int(rng.integers(-3, 4)), axis=0)
+        layers.append(layer)
+    return layers
+
+
+def _overlap(one: np.ndarray, other: np.ndarray) -> float:
+    """Intersection over union of two boolean pictures."""
+    return float((one & other).sum() / max((one | other).sum(), 1))
