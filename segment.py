@@ -33,7 +33,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 import preprocess
 from preprocess import Glyph, Ink
@@ -49,15 +48,6 @@ MAX_GAP = 0.35  # nor one whose pieces leave a blank wider than this share of it
 MAX_GAP_PENS = 1.5  # or than this many pen widths: a pen lift within a digit leaves
 #                     less (the hand comes back to where it left off), a number more
 
-# Cuts through touching digits (cut_columns): straight, at the valleys of a piece's profile.
-MIN_CUT_ASPECT = 0.8  # a piece narrower than this times its height is one digit: not cut
-CUT_VALLEY_PENS = 0.5  # a valley crosses no more ink than the columns this close (pen widths)
-MAX_CUT_PENS = 6.0  # a cut crosses at most this many pen widths of ink
-CUT_EDGE_PENS = 1.0  # no cut this close to a piece's ends: it would leave a stub
-MAX_CUTS = 24  # per piece, the least ink first: a 4-digit number has about 20
-CUT_COST = 0.0  # nats each glyph made by a cut costs beyond GLYPH_COST
-MIN_CUT_CONFIDENCE = 0.99  # a glyph made by a cut is only on a path when read this surely
-
 Classify = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, 28, 28) -> (N, 10) probabilities
 
 
@@ -69,121 +59,26 @@ class Segmentation(NamedTuple):
 
 
 def segment(ink: Ink, classify: Classify) -> Segmentation:
-    """The best grouping of the ink's pieces, and of the parts of pieces cut apart, into
-    glyphs, as the model reads them.
+    """The best grouping of the ink's pieces into glyphs, as the model reads them.
 
     `classify` maps (N, 1, 28, 28) inputs in [0, 1] to (N, 10) probabilities; it is called
     once. No ink gives no glyphs; more than MAX_PIECES pieces give one glyph a piece, unread.
     """
     pieces = preprocess.pieces(ink)
-    order = np.argsort(pieces.boxes[:, 2] + pieces.boxes[:, 3], kind="stable")  # by centres
+    boxes = pieces.boxes  # top, bottom, left, right of piece k + 1
+    order = np.argsort(boxes[:, 2] + boxes[:, 3], kind="stable")  # by the boxes' centres
     count = len(order)
     if count == 0:
         return Segmentation([], torch.empty(0, 10))
     if count > MAX_PIECES:  # the pieces themselves, for callers that count them
         unread = [_glyph(ink, pieces, order[k : k + 1]) for k in range(count)]
         return Segmentation(unread, None)
-    parts, first = _parts(pieces, order)
-    spans = [(first[a], first[b]) for a, b in _candidates(pieces.boxes[order], pieces.pen)]
-    cut = _cut_spans(parts, first)
-    glyphs = [_glyph(ink, parts, np.arange(a, b)) for a, b in spans + cut]
+    spans = _candidates(boxes[order], pieces.pen)
+    glyphs = [_glyph(ink, pieces, order[first:last]) for first, last in spans]
     probabilities = classify(torch.cat([g.input for g in glyphs]))
-    top = probabilities.max(dim=1).values
-    costs = GLYPH_COST - torch.log(top.clamp_min(1e-12))
-    costs[len(spans) :] += CUT_COST
-    costs[len(spans) :][top[len(spans) :] < MIN_CUT_CONFIDENCE] = float("inf")
-    path = _best_path(len(parts.boxes), spans + cut, costs.tolist())
+    surprise = -torch.log(probabilities.max(dim=1).values.clamp_min(1e-12))
+    path = _best_path(count, spans, (GLYPH_COST + surprise).tolist())
     return Segmentation([glyphs[k] for k in path], probabilities[path])
-
-
-def cut_glyphs(ink: Ink) -> list[tuple[Glyph, np.ndarray]]:
-    """Every glyph that a cut through a piece makes (part of one piece, between two cuts or
-    a cut and the piece's end), as the search reads it, with its ink (a boolean picture of
-    ink's shape): what the reader learns to read or refuse (synth.cut_digits)."""
-    pieces = preprocess.pieces(ink)
-    order = np.argsort(pieces.boxes[:, 2] + pieces.boxes[:, 3], kind="stable")
-    parts, first = _parts(pieces, order)
-    found = []
-    for a, b in _cut_spans(parts, first):
-        members = np.arange(a, b)
-        found.append((_glyph(ink, parts, members), np.isin(parts.labels, members + 1)))
-    return found
-
-
-def cut_columns(own: np.ndarray, pen: float) -> list[int]:
-    """Where to cut one piece (a boolean picture cropped to it), columns from its left.
-
-    None when it is narrower than MIN_CUT_ASPECT of its height (one digit). Else where two
-    digits usually join (Fujisawa, Nakano and Kurino, 1992, "Segmentation methods for
-    character recognition"): the valleys of its vertical ink profile (a column crossing
-    little ink), of its upper contour (a notch from above, between two tops) and of its
-    lower contour (a notch from below); a valley is the least value within CUT_VALLEY_PENS
-    pen widths. Only columns crossing at most MAX_CUT_PENS pen widths of ink, none within
-    CUT_EDGE_PENS of the ends, at most MAX_CUTS (the least ink first).
-    """
-    height, width = own.shape
-    if width < MIN_CUT_ASPECT * height:
-        return []
-    profile = own.sum(axis=0)
-    inked = profile > 0
-    top = np.where(inked, own.argmax(axis=0), height)  # the first ink row from the top
-    bottom = np.where(inked, height - 1 - own[::-1].argmax(axis=0), 0)  # and the last
-    reach = max(1, round(CUT_VALLEY_PENS * pen))
-    edge = max(1, round(CUT_EDGE_PENS * pen))
-    found = np.zeros(width, bool)
-    for signal in (profile, -top, bottom):  # each one's valleys: the least nearby
-        smooth = ndimage.uniform_filter1d(signal.astype(float), reach)
-        found |= smooth <= ndimage.minimum_filter1d(smooth, 2 * reach + 1)
-    found &= profile <= MAX_CUT_PENS * pen
-    found[:edge] = found[width - edge :] = False
-    columns = []
-    for x in np.flatnonzero(found):
-        if not columns or x - columns[-1] > reach:  # one cut a valley
-            columns.append(int(x))
-    return sorted(sorted(columns, key=lambda x: profile[x])[:MAX_CUTS])
-
-
-def _parts(pieces: preprocess.Pieces, order: np.ndarray) -> tuple[preprocess.Pieces, np.ndarray]:
-    """The pieces (in reading order) cut at their cut_columns into parts, left to right
-    within each piece; and where each piece's parts begin (first[k] to first[k + 1])."""
-    labels = np.zeros_like(pieces.labels)
-    boxes, first = [], [0]
-    for k in order:
-        top, bottom, left, right = pieces.boxes[k]
-        own = pieces.labels[top:bottom, left:right] == k + 1
-        edges = [0, *cut_columns(own, pieces.pen), right - left]
-        for start, stop in zip(edges[:-1], edges[1:], strict=False):
-            part = own[:, start:stop]
-            rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
-            if rows.size == 0:
-                continue
-            labels[top:bottom, left + start : left + stop][part] = len(boxes) + 1
-            boxes.append(
-                (
-                    top + rows[0],
-                    top + rows[-1] + 1,
-                    left + start + cols[0],
-                    left + start + cols[-1] + 1,
-                )
-            )
-        first.append(len(boxes))
-    return preprocess.Pieces(labels, np.array(boxes).reshape(-1, 4), pieces.pen), np.array(first)
-
-
-def _cut_spans(parts: preprocess.Pieces, first: np.ndarray) -> list[tuple[int, int]]:
-    """The runs of neighbouring parts of one piece (first, last + 1) that are not the
-    whole piece: up to MAX_SPAN parts, no wider than MAX_ASPECT of their height."""
-    spans = []
-    for start, stop in zip(first[:-1], first[1:], strict=False):
-        for a in range(start, stop):
-            for b in range(a + 1, min(a + MAX_SPAN, stop) + 1):
-                run = parts.boxes[a:b]
-                width = run[:, 3].max() - run[:, 2].min()
-                if width > MAX_ASPECT * (run[:, 1].max() - run[:, 0].min()):
-                    continue
-                if (a, b) != (start, stop):
-                    spans.append((a, b))
-    return spans
 
 
 def _candidates(boxes: np.ndarray, pen: float) -> list[tuple[int, int]]:

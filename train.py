@@ -35,8 +35,6 @@ from model import (
 from synth import (
     NONDIGIT_PEN_STEPS,
     augment,
-    cut_digits,
-    cut_nondigits,
     digit_styles,
     marks,
     nondigits,
@@ -61,14 +59,11 @@ NONDIGITS_PER_BATCH = 40
 # Segmentation junk (wrong cuts through numbers, synth.segmentation_junk) and marks (taps,
 # dabs, ticks: synth.marks), for the segmentation search's candidates that are no digit.
 JUNK = 6_000
-JUNK_PER_BATCH = 24
+JUNK_PER_BATCH = 12
 MARKS = 1_000
 MARKS_PER_BATCH = 8
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
-CUT_NUMBERS = 6_000  # touching numbers cut by the search's cuts (synth.cut_digits), made once...
-CUT_DIGITS_PER_BATCH = 24  # ...and the digits cut well from them, in each batch; their wrong
-#                            cuts and the cut parts of the non-digits join the junk
 MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 #                    (21 fit the 6 minute budget on a 2-core CPU without AMX, but declined 88.4 to
@@ -192,12 +187,10 @@ class Pictures(NamedTuple):
     labels: torch.Tensor
     styles: torch.Tensor  # synth.digit_styles
     style_labels: torch.Tensor
-    cut: torch.Tensor  # synth.cut_digits: the digits cut well
-    cut_labels: torch.Tensor
     others: torch.Tensor  # synth.nondigits
-    junk: torch.Tensor  # synth.segmentation_junk, wrong cuts and cut parts of non-digits
+    junk: torch.Tensor  # synth.segmentation_junk
     marks: torch.Tensor  # synth.marks: never redrawn
-    paths: tuple[torch.Tensor, ...] | None  # of digits, styles, cut digits, others and junk
+    paths: tuple[torch.Tensor, ...] | None  # of digits, styles, others and junk
 
 
 def make_pictures(
@@ -211,28 +204,16 @@ def make_pictures(
     n_others = min(NONDIGITS, len(x) // 4)
     n_junk, n_marks = min(JUNK, len(x) // 8), min(MARKS, len(x) // 40)
     styles, style_labels = (t.to(device) for t in digit_styles(args.seed))
-    cut, cut_labels, wrong = cut_digits(
-        images, labels, min(CUT_NUMBERS, len(x) // 10), seed=args.seed
-    )
-    others = nondigits(n_others, seed=args.seed)
-    junk = torch.cat(
-        [
-            segmentation_junk(images, labels, n_junk, seed=args.seed),
-            wrong,
-            cut_nondigits(others, seed=args.seed),
-        ]
-    ).to(device)
-    others, cut, cut_labels = others.to(device), cut.to(device), cut_labels.to(device)
+    others = nondigits(n_others, seed=args.seed).to(device)
+    junk = segmentation_junk(images, labels, n_junk, seed=args.seed).to(device)
     paths = None
     if args.augment:
-        paths = tuple(pen_paths(p) for p in (x, styles, cut, others, junk))
+        paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
     return Pictures(
         x,
         labels.to(device),
         styles,
         style_labels,
-        cut,
-        cut_labels,
         others,
         junk,
         marks(n_marks, seed=args.seed).to(device),
@@ -268,17 +249,17 @@ def batch(
     def draw(pool: torch.Tensor, count: int) -> torch.Tensor:
         return torch.randint(len(pool), (count,), generator=generator, device=device)
 
-    styled, cut = draw(data.styles, STYLED_DIGITS_PER_BATCH), draw(data.cut, CUT_DIGITS_PER_BATCH)
-    other, junk = draw(data.others, NONDIGITS_PER_BATCH), draw(data.junk, JUNK_PER_BATCH)
-    mark = draw(data.marks, MARKS_PER_BATCH)
-    x = torch.cat([data.digits[index], data.styles[styled], data.cut[cut]])
-    y = torch.cat([data.labels[index], data.style_labels[styled], data.cut_labels[cut]])
+    styled, other = (
+        draw(data.styles, STYLED_DIGITS_PER_BATCH),
+        draw(data.others, NONDIGITS_PER_BATCH),
+    )
+    junk, mark = draw(data.junk, JUNK_PER_BATCH), draw(data.marks, MARKS_PER_BATCH)
+    x = torch.cat([data.digits[index], data.styles[styled]])
+    y = torch.cat([data.labels[index], data.style_labels[styled]])
     others, junks, marks_ = data.others[other], data.junk[junk], data.marks[mark]
     if augmented:
-        digit_paths, style_paths, cut_paths, other_paths, junk_paths = data.paths
-        x = augment(
-            x, torch.cat([digit_paths[index], style_paths[styled], cut_paths[cut]]), generator
-        )
+        digit_paths, style_paths, other_paths, junk_paths = data.paths
+        x = augment(x, torch.cat([digit_paths[index], style_paths[styled]]), generator)
         others = augment(
             torch.cat([others, junks]),
             torch.cat([other_paths[other], junk_paths[junk]]),
@@ -381,8 +362,7 @@ def train(args: argparse.Namespace) -> None:
     made = ", pen paths of them all" if args.augment else ""
     print(
         f"{len(data.others):,} non-digits, {len(data.junk):,} pieces of segmentation junk, "
-        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles, "
-        f"{len(data.cut):,} digits cut from touching numbers{made} "
+        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles{made} "
         f"in {time.perf_counter() - started:.1f}s"
     )
 
