@@ -66,9 +66,8 @@ OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
 MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
-#                    (21 fit the 6 minute budget on a 2-core CPU without AMX, but declined 88.4 to
-#                    89.8% of the held-out non-digits in four runs, against 90.9% at 30: README,
-#                    Retrain)
+#                    (fewer fit 6 minutes on a 2-core CPU but decline fewer of the held-out
+#                    non-digits than the 90% goal: README, Retrain, measures them)
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 
 
