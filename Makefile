@@ -43,5 +43,5 @@ $(MNIST_RAW)/train-labels-idx1-ubyte:
 	    out=$(MNIST_RAW)/$$(basename $$f .gz); gunzip -c $$f > $$out.tmp && mv $$out.tmp $$out; \
 	  done; \
 	else \
-	  $(PY) -c 'import train; train.load_mnist(train.DATA_DIR, train=True)'; \
+	  $(PY) -c 'import mnist; mnist.load_mnist(mnist.DATA_DIR, train=True)'; \
 	fi

@@ -15,12 +15,11 @@ shows the glyphs. The value at pen-up goes into a State, whose change explains t
 picture: once a stroke, after its label, with no second upload.
 """
 
-import base64
-import binascii
 import ctypes
+import functools
 import os
 import sys
-from io import BytesIO
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -42,16 +41,9 @@ BRUSH_RADIUS = 9  # picture pixels: a digit drawn across most of the canvas gets
 # 2-core server keeps up with 16 visitors drawing at once (benchmarks/live_load.py).
 SEND_EVERY_MS = 100
 SKETCHPAD_JS = (Path(__file__).parent / "sketchpad.js").read_text(encoding="utf-8")
-PNG_DATA_URL = "data:image/png;base64,"
 # The canvas sends a PNG of CANVAS_SIZE. Anything much bigger is not our page's: refused
-# before decoding, by the length of its text and then by the size in its header.
+# before decoding (preprocess.read_data_url).
 MAX_PICTURE_PIXELS = 4 * CANVAS_SIZE[0] * CANVAS_SIZE[1]
-MAX_DATA_URL_CHARS = len(PNG_DATA_URL) + 4 * MAX_PICTURE_PIXELS * 4 // 3  # RGBA, uncompressed
-BAD_CANVAS_VALUE = "The drawing could not be read: the canvas sent something other than a PNG."
-TOO_BIG_PICTURE = (
-    f"The drawing could not be read: a picture over {MAX_PICTURE_PIXELS:,} pixels is not "
-    "the canvas's."
-)
 # Predictions at once. benchmarks/load.py on 2 cores, 16 clients: 4 gave the best throughput
 # and p99 (1, 2 and 8 were 5-10% slower). Gradio's own GRADIO_DEFAULT_CONCURRENCY_LIMIT
 # variable sets another, for other hardware.
@@ -59,7 +51,7 @@ CONCURRENCY = int(os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT", 4))
 # Gradio's queue rebuilds its monitoring summary (a pandas table of its last 10,000 events)
 # after every event by default: 2 ms of CPU per live update after 1,000 events, 7 ms after
 # 10,000. Every 100 events keeps the monitoring page near enough and the live update cheap.
-os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
+ANALYTICS_CACHE_FREQUENCY = "100"
 # Every answer's pictures (what the model saw, the explanation's) are files in Gradio's
 # cache: every 10 minutes, Gradio deletes those made over an hour ago, which the pages
 # showing them have long loaded.
@@ -104,25 +96,9 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
         pass
 
 
-torch.set_num_threads(1)  # a 28x28 input is too small to share: cores serve requests instead
-limit_malloc_arenas()
-try:
-    MODEL = load_model()
-    MIN_CONFIDENCE = float(read_metadata()["min_confidence"])
-except WeightsError as e:
-    sys.exit(f"MNIST Sketchpad cannot start: {e}")
-except (KeyError, ValueError):
-    sys.exit(
-        f"MNIST Sketchpad cannot start: weights file {WEIGHTS_PATH} has no valid min_confidence "
-        "(the 'not a digit' threshold) in its header: retrain with `python train.py`."
-    )
-
 Outputs = tuple[dict, dict | None, dict]  # Label, Image and JSON values, as the page gets them
-
-
-def read_picture(image: np.ndarray | Image.Image | None) -> reading.Reading:
-    """What the picture says, read by the app's model at its threshold."""
-    return reading.read(image, MODEL, MIN_CONFIDENCE)
+Explained = tuple[dict[str, float] | str, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+Picture = np.ndarray | Image.Image | None
 
 
 def label_value(r: reading.Reading) -> dict:
@@ -160,151 +136,171 @@ def seen_image(r: reading.Reading) -> np.ndarray | None:
     return (np.hstack(pieces[1:]) * 255).round().astype(np.uint8)
 
 
-def outputs(r: reading.Reading) -> Outputs:
-    """The three outputs, made here (the events run with postprocess=False) so that the
-    Label keeps its headline and the order of its rows: Gradio's own would sort the rows
-    and make the likeliest row the headline."""
-    image = seen_image(r)
-    seen_value = None if image is None else seen.postprocess(image).model_dump()
-    return label_value(r), seen_value, r.as_json()
-
-
-def answer(image: np.ndarray | Image.Image | None) -> Outputs:
-    """The page's and the API's answer for a picture."""
-    return outputs(read_picture(image))
-
-
-def cannot_read(message: str) -> Outputs:
-    gr.Warning(message)
-    return outputs(reading.unreadable(message, MIN_CONFIDENCE))
-
-
-def drawing(payload: dict | None) -> np.ndarray | None:
-    """The sketchpad value's composite image (what the visitor sees), or ImageError.
-
-    Its events run with preprocess=False and the Sketchpad's own decoding happens here, so
-    that a corrupt file sent through the API gets a short message rather than a traceback.
-    """
-    if payload is None:
-        return None
-    try:
-        return sketch.preprocess(sketch.data_model.model_validate(payload))["composite"]
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise preprocess.ImageError(preprocess.UNREADABLE) from None
-
-
 def canvas_picture(value: object) -> Image.Image | None:
-    """The live canvas's picture (decoded, as the PNG holds it), or ImageError. Its value
-    is {"png": a PNG data URL, "pen_up": bool} (sketchpad.js); None before any drawing. A PNG
-    over MAX_PICTURE_PIXELS is refused from its header, before its pixels are decoded."""
+    """The live canvas's picture, or ImageError. Its value is {"png": a PNG data URL,
+    "pen_up": bool} (sketchpad.js); None before any drawing."""
     if value is None or value == "":
         return None
-    png = value.get("png") if isinstance(value, dict) else None
-    if not isinstance(png, str) or not png.startswith(PNG_DATA_URL):
-        raise preprocess.ImageError(BAD_CANVAS_VALUE)
-    if len(png) > MAX_DATA_URL_CHARS:
-        raise preprocess.ImageError(TOO_BIG_PICTURE)
-    try:
-        data = base64.b64decode(png[len(PNG_DATA_URL) :], validate=True)
-        with Image.open(BytesIO(data), formats=["PNG"]) as image:
-            if image.size[0] * image.size[1] > MAX_PICTURE_PIXELS:
-                raise preprocess.ImageError(TOO_BIG_PICTURE)
-            image.load()  # decoded now, while its bytes are open
-            return image
-    except Image.DecompressionBombError:  # PIL's own limit, far above ours, from the header
-        raise preprocess.ImageError(TOO_BIG_PICTURE) from None
-    except (binascii.Error, OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, preprocess.ImageError):
-            raise
-        raise preprocess.ImageError(BAD_CANVAS_VALUE) from None
+    url = value.get("png") if isinstance(value, dict) else None
+    return preprocess.read_data_url(url, MAX_PICTURE_PIXELS)
 
 
-def read_canvas(value: object) -> tuple[dict, object, dict, object]:
-    """The live canvas's event: the label and the JSON for its picture. When the picture is
-    done (pen up, Undo, Clear) or cannot be read, also what the model saw, and the value
-    again for the explanation. While the pen moves both are left as they were: the glyphs
-    follow each stroke and the explanation runs once a stroke, and a live update writes and
-    serves no picture file, which was a quarter of its server CPU (benchmarks/live_load.py).
-    """
-    done = isinstance(value, dict) and value.get("pen_up") is True
+def upload_picture(payload: dict | None) -> Image.Image | None:
+    """An uploaded file's picture, or ImageError. Gradio has checked the file into its cache;
+    preprocess.read_image decodes it once, within a size limit, with a clear message."""
+    return None if payload is None else preprocess.read_image(payload["path"])
+
+
+def decoded_then(
+    decode: Callable[[object], Picture],
+    value: object,
+    use: Callable[[Picture], tuple],
+    cannot: Callable[[str], tuple],
+) -> tuple:
+    """`use` of the picture that `decode` makes of an event's value; `cannot` of the message
+    when it is no picture we can read (preprocess.ImageError)."""
     try:
-        r = read_picture(canvas_picture(value))
+        image = decode(value)
     except preprocess.ImageError as e:
-        return (*cannot_read(str(e)), value if done else gr.skip())
-    if not done:
-        return label_value(r), gr.skip(), r.as_json(), gr.skip()
-    return (*outputs(r), value)
+        return cannot(str(e))
+    return use(image)
 
 
-def predict(payload: dict | None) -> Outputs:
-    """The Sketchpad's endpoint, for programs."""
-    try:
-        image = drawing(payload)
-    except preprocess.ImageError as e:
-        return cannot_read(str(e))
-    return answer(image)
+def no_explanation(message: str) -> Explained:
+    """The explanation's outputs when there is nothing to explain: a message, no pictures."""
+    return (message, None, None, None)
 
 
-def classify(payload: dict | None) -> Outputs:
-    """The upload endpoint: a photo, scan or drawing of a digit or a number, in any format.
+class Reader:
+    """The model at its "not a digit" threshold, and every answer the page and the API give
+    with it. Its two components are the page's: the picture of what the model saw, whose
+    files Gradio serves, and the (hidden) Sketchpad that decodes the API's drawings."""
 
-    The event runs with preprocess=False: Gradio has checked the file into its cache, and
-    preprocess.read_image decodes it once, within a size limit, with a clear message.
-    """
-    if payload is None:
-        return answer(None)
-    try:
-        image = preprocess.read_image(payload["path"])
-    except preprocess.ImageError as e:
-        return cannot_read(str(e))
-    return answer(image)
+    def __init__(self, model: torch.nn.Module, min_confidence: float) -> None:
+        self.model, self.min_confidence = model, min_confidence
+        self.seen = gr.Image(
+            label="What the model sees (28x28 a glyph; at each pen-up)",
+            elem_id="model-input",
+            interactive=False,
+            format="png",
+            height=160,
+            buttons=[],
+            render=False,  # placed by build_page
+        )
+        # Programs send a Sketchpad's value to /predict and /explain, as before this canvas;
+        # never shown, the page never changes it.
+        self.sketch = gr.Sketchpad(
+            visible=False, canvas_size=CANVAS_SIZE, type="numpy", render=False
+        )
 
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_PATH) -> "Reader":
+        """The reader of a weights file. Raises WeightsError, with what to do, for a missing
+        or damaged file or one without a valid "not a digit" threshold."""
+        model = load_model(path)
+        try:
+            return cls(model, float(read_metadata(path)["min_confidence"]))
+        except (KeyError, ValueError):
+            raise WeightsError(
+                f"weights file {path} has no valid min_confidence (the 'not a digit' threshold) "
+                "in its header: retrain with `python train.py`."
+            ) from None
 
-Explained = tuple[dict[str, float] | str, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+    def read(self, image: Picture) -> reading.Reading:
+        """What the picture says, read by the model at its threshold."""
+        return reading.read(image, self.model, self.min_confidence)
 
+    def outputs(self, r: reading.Reading) -> Outputs:
+        """The three outputs, made here (the events run with postprocess=False) so that the
+        Label keeps its headline and the order of its rows: Gradio's own would sort the rows
+        and make the likeliest row the headline."""
+        image = seen_image(r)
+        seen_value = None if image is None else self.seen.postprocess(image).model_dump()
+        return label_value(r), seen_value, r.as_json()
 
-def explain_drawing(payload: dict | None, which: float | None = 1) -> Explained:
-    """The explain endpoint: `explain_picture` for a Sketchpad's value."""
-    try:
-        image = drawing(payload)
-    except preprocess.ImageError as e:
-        return (str(e), None, None, None)
-    return explain_picture(image, which)
+    def answer(self, image: Picture) -> Outputs:
+        """The page's and the API's answer for a picture."""
+        return self.outputs(self.read(image))
 
+    def cannot_read(self, message: str) -> Outputs:
+        gr.Warning(message)
+        return self.outputs(reading.unreadable(message, self.min_confidence))
 
-def explain_canvas(value: object, which: float | None = 1) -> Explained:
-    """The page's explanation: `explain_picture` for the live canvas's picture at pen-up."""
-    try:
-        image = canvas_picture(value)
-    except preprocess.ImageError as e:
-        return (str(e), None, None, None)
-    return explain_picture(image, which)
+    def drawing(self, payload: dict | None) -> np.ndarray | None:
+        """The sketchpad value's composite image (what the visitor sees), or ImageError.
 
+        Its events run with preprocess=False and the Sketchpad's own decoding happens here,
+        so that a corrupt file sent through the API gets a short message, not a traceback.
+        """
+        if payload is None:
+            return None
+        try:
+            return self.sketch.preprocess(self.sketch.data_model.model_validate(payload))[
+                "composite"
+            ]
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            raise preprocess.ImageError(preprocess.UNREADABLE) from None
 
-def explain_picture(image: np.ndarray | Image.Image | None, which: float | None = 1) -> Explained:
-    """Inside the model, for digit number `which` (1: the first) of the picture: the class
-    probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
-    Without a digit to explain: a message for the label, and no pictures."""
-    nothing = (None, None, None)
-    read = read_picture(image)
-    inputs = [glyph.input for glyph in read.glyphs] if read.probabilities.numel() else []
-    if not inputs:
-        return (read.message, *nothing)
-    try:
-        index = int(1 if which is None else which)
-    except (TypeError, ValueError, OverflowError):
-        return (f"Which digit to explain is a number (1: the first), not {which!r}.", *nothing)
-    if not 1 <= index <= len(inputs):
-        count = f"{len(inputs)} digit" + ("s" if len(inputs) > 1 else "")
-        return (f"There is no digit {index}: the drawing has {count}.", *nothing)
-    x = inputs[index - 1]
-    seen = explain.explain(MODEL, x)
-    return (
-        dict(zip(CLASS_NAMES, seen.probabilities.tolist(), strict=True)),
-        explain.saliency_image(x, seen.attributions),
-        explain.feature_grid(seen.conv1),
-        explain.feature_grid(seen.conv2),
-    )
+    def read_canvas(self, value: object) -> tuple[dict, object, dict, object]:
+        """The live canvas's event: the label and the JSON for its picture. When the picture
+        is done (pen up, Undo, Clear) or cannot be read, also what the model saw, and the
+        value again for the explanation. While the pen moves both are left as they were: the
+        glyphs follow each stroke and the explanation runs once a stroke, and a live update
+        writes and serves no picture file, which was a quarter of its server CPU
+        (benchmarks/live_load.py)."""
+        done = isinstance(value, dict) and value.get("pen_up") is True
+        try:
+            r = self.read(canvas_picture(value))
+        except preprocess.ImageError as e:
+            return (*self.cannot_read(str(e)), value if done else gr.skip())
+        if not done:
+            return label_value(r), gr.skip(), r.as_json(), gr.skip()
+        return (*self.outputs(r), value)
+
+    def predict(self, payload: dict | None) -> Outputs:
+        """The Sketchpad's endpoint, for programs."""
+        return decoded_then(self.drawing, payload, self.answer, self.cannot_read)
+
+    def classify(self, payload: dict | None) -> Outputs:
+        """The upload endpoint: a photo, scan or drawing of a digit or a number, in any
+        format."""
+        return decoded_then(upload_picture, payload, self.answer, self.cannot_read)
+
+    def explain_drawing(self, payload: dict | None, which: float | None = 1) -> Explained:
+        """The explain endpoint: `explain_picture` for a Sketchpad's value."""
+        explained = functools.partial(self.explain_picture, which=which)
+        return decoded_then(self.drawing, payload, explained, no_explanation)
+
+    def explain_canvas(self, value: object, which: float | None = 1) -> Explained:
+        """The page's explanation: `explain_picture` for the live canvas's picture at pen-up."""
+        explained = functools.partial(self.explain_picture, which=which)
+        return decoded_then(canvas_picture, value, explained, no_explanation)
+
+    def explain_picture(self, image: Picture, which: float | None = 1) -> Explained:
+        """Inside the model, for digit number `which` (1: the first) of the picture: the
+        class probabilities, the saliency picture and the conv1 and conv2 feature-map grids.
+        Without a digit to explain: a message for the label, and no pictures."""
+        read = self.read(image)
+        inputs = [glyph.input for glyph in read.glyphs] if read.probabilities.numel() else []
+        if not inputs:
+            return no_explanation(read.message)
+        try:
+            index = int(1 if which is None else which)
+        except (TypeError, ValueError, OverflowError):
+            return no_explanation(
+                f"Which digit to explain is a number (1: the first), not {which!r}."
+            )
+        if not 1 <= index <= len(inputs):
+            count = f"{len(inputs)} digit" + ("s" if len(inputs) > 1 else "")
+            return no_explanation(f"There is no digit {index}: the drawing has {count}.")
+        x = inputs[index - 1]
+        seen = explain.explain(self.model, x)
+        return (
+            dict(zip(CLASS_NAMES, seen.probabilities.tolist(), strict=True)),
+            explain.saliency_image(x, seen.attributions),
+            explain.feature_grid(seen.conv1),
+            explain.feature_grid(seen.conv2),
+        )
 
 
 # The canvas fills its column at the picture's shape (its frame a shadow: a border would
@@ -337,55 +333,90 @@ SKETCHPAD_HTML = """
 </div>
 """
 
-with gr.Blocks(
-    title="MNIST Sketchpad", analytics_enabled=False, delete_cache=DELETE_CACHE_S
-) as demo:
-    gr.Markdown(
-        "# MNIST Sketchpad\n"
-        "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
-        "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
-    )
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=360):  # the phone's column: the canvas at full width
-            with gr.Tabs():
-                with gr.Tab("Draw"):
-                    gr.Markdown("Draw a digit or a number (digits not touching).")
-                    pad = gr.HTML(
-                        html_template=SKETCHPAD_HTML,
-                        js_on_load=SKETCHPAD_JS,
-                        elem_id="sketchpad",
-                        width=CANVAS_SIZE[0],  # props, which sketchpad.js reads
-                        height=CANVAS_SIZE[1],
-                        brush_width=2 * BRUSH_RADIUS,
-                        send_every_ms=SEND_EVERY_MS,
-                    )
-                    # Programs send a Sketchpad's value to /predict and /explain, as before
-                    # this canvas; never shown, the page never changes it.
-                    sketch = gr.Sketchpad(visible=False, canvas_size=CANVAS_SIZE, type="numpy")
-                with gr.Tab("Upload"):
-                    upload = gr.Image(
-                        label="A photo or scan of a digit or a number",
-                        elem_id="upload",
-                        sources=["upload", "clipboard"],
-                    )
-        with gr.Column(scale=2, min_width=240):
-            label = gr.Label(
-                value=HINT,
-                num_top_classes=len(CLASS_NAMES),
-                label="The model reads",
-                elem_id="prediction",
+
+def build_page(reader: Reader, weights_path: Path = WEIGHTS_PATH) -> gr.Blocks:
+    """The whole page, reading with `reader`: the canvas and the upload, the reading, what
+    the model saw, inside the model and about it; and the endpoints for programs."""
+    with gr.Blocks(
+        title="MNIST Sketchpad", analytics_enabled=False, delete_cache=DELETE_CACHE_S
+    ) as page:
+        gr.Markdown(
+            "# MNIST Sketchpad\n"
+            "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
+            "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=360):  # the phone's column: the canvas, full width
+                pad, upload = drawing_tabs(reader)
+            with gr.Column(scale=2, min_width=240):
+                label = gr.Label(
+                    value=HINT,
+                    num_top_classes=len(CLASS_NAMES),
+                    label="The model reads",
+                    elem_id="prediction",
+                )
+        reader.seen.render()
+        with gr.Accordion("The reading, for programs (JSON)", open=False, elem_id="reading-json"):
+            as_json = gr.JSON(show_label=False, elem_id="reading")
+        picture_done = gr.State()  # the canvas's value at pen-up: what the explanation reads
+        which, inside = inside_the_model()
+        live = dict(
+            outputs=[label, reader.seen, as_json],
+            show_progress="hidden",  # a spinner on every update would flicker
+            trigger_mode="always_last",  # pictures faster than predictions: answer the latest
+            concurrency_id="model",  # the canvas and the endpoints share the model's slots
+        )
+        io = dict(preprocess=False, postprocess=False)  # both done in the functions and outputs
+        # The page: each picture the canvas sends, then the explanation once a stroke.
+        pad.change(
+            reader.read_canvas,
+            inputs=pad,
+            **io,
+            **(live | {"outputs": [label, reader.seen, as_json, picture_done]}),
+            api_visibility="private",
+        )
+        explained = [picture_done, which]
+        picture_done.change(reader.explain_canvas, explained, api_visibility="private", **inside)
+        which.change(reader.explain_canvas, explained, api_visibility="private", **inside)
+        # Programs.
+        sketch = reader.sketch
+        sketch.change(reader.predict, inputs=sketch, api_name="predict", **io, **live)
+        sketch.change(
+            reader.explain_drawing, [sketch, which], api_name="explain", preprocess=False, **inside
+        )
+        upload.change(reader.classify, inputs=upload, api_name="classify", **io, **live)
+        about_the_model(reader.model, weights_path)
+    return page.queue(default_concurrency_limit=CONCURRENCY)
+
+
+def drawing_tabs(reader: Reader) -> tuple[gr.HTML, gr.Image]:
+    """The Draw tab's live canvas (and the API's hidden Sketchpad) and the Upload tab's
+    image."""
+    with gr.Tabs():
+        with gr.Tab("Draw"):
+            gr.Markdown("Draw a digit or a number (digits not touching).")
+            pad = gr.HTML(
+                html_template=SKETCHPAD_HTML,
+                js_on_load=SKETCHPAD_JS,
+                elem_id="sketchpad",
+                width=CANVAS_SIZE[0],  # props, which sketchpad.js reads
+                height=CANVAS_SIZE[1],
+                brush_width=2 * BRUSH_RADIUS,
+                send_every_ms=SEND_EVERY_MS,
             )
-    seen = gr.Image(
-        label="What the model sees (28x28 a glyph; at each pen-up)",
-        elem_id="model-input",
-        interactive=False,
-        format="png",
-        height=160,
-        buttons=[],
-    )
-    with gr.Accordion("The reading, for programs (JSON)", open=False, elem_id="reading-json"):
-        as_json = gr.JSON(show_label=False, elem_id="reading")
-    picture_done = gr.State()  # the canvas's value at pen-up: what the explanation reads
+            reader.sketch.render()
+        with gr.Tab("Upload"):
+            upload = gr.Image(
+                label="A photo or scan of a digit or a number",
+                elem_id="upload",
+                sources=["upload", "clipboard"],
+            )
+    return pad, upload
+
+
+def inside_the_model() -> tuple[gr.Number, dict]:
+    """The "Inside the model" accordion: which digit to explain, and the settings of the
+    events that fill it (its outputs among them)."""
     with gr.Accordion("Inside the model", open=True, elem_id="inside"):
         pictures = dict(interactive=False, format="png", buttons=[])
         with gr.Row(equal_height=False):
@@ -405,36 +436,19 @@ with gr.Blocks(
         with gr.Row(equal_height=False):
             conv1 = gr.Image(label="Layer 1: 32 feature maps", elem_id="conv1", **pictures)
             conv2 = gr.Image(label="Layer 2: 64 feature maps", elem_id="conv2", **pictures)
-    inside = dict(
+    return which, dict(
         outputs=[top, saliency, conv1, conv2],
         show_progress="hidden",
         trigger_mode="always_last",
         concurrency_id="explain",  # its own slots: the live labels never queue behind it
         concurrency_limit=EXPLAIN_CONCURRENCY,
     )
-    live = dict(
-        outputs=[label, seen, as_json],
-        show_progress="hidden",  # a spinner on every update would flicker
-        trigger_mode="always_last",  # pictures faster than predictions: answer the latest
-        concurrency_id="model",  # the canvas and the endpoints share the model's slots
-    )
-    io = dict(preprocess=False, postprocess=False)  # both done in the functions and outputs
-    # The page: each picture the canvas sends, then the explanation once a stroke.
-    pad.change(
-        read_canvas,
-        inputs=pad,
-        **io,
-        **(live | {"outputs": [label, seen, as_json, picture_done]}),
-        api_visibility="private",
-    )
-    picture_done.change(explain_canvas, [picture_done, which], api_visibility="private", **inside)
-    which.change(explain_canvas, [picture_done, which], api_visibility="private", **inside)
-    # Programs.
-    sketch.change(predict, inputs=sketch, api_name="predict", **io, **live)
-    sketch.change(explain_drawing, [sketch, which], api_name="explain", preprocess=False, **inside)
-    upload.change(classify, inputs=upload, api_name="classify", **io, **live)
+
+
+def about_the_model(model: torch.nn.Module, weights_path: Path) -> None:
+    """The "About the model" accordion: the layers, the training facts and its report."""
     with gr.Accordion("About the model", open=False, elem_id="about"):
-        architecture, training, training_report = about.about_model(MODEL, WEIGHTS_PATH)
+        architecture, training, training_report = about.about_model(model, weights_path)
         with gr.Row():
             gr.Markdown(architecture, elem_id="about-architecture")
             gr.Markdown(training, elem_id="about-training")
@@ -447,9 +461,26 @@ with gr.Blocks(
                 interactive=False,
                 buttons=["fullscreen", "download"],
             )
-demo.queue(default_concurrency_limit=CONCURRENCY)
+
+
+def configure_server() -> None:
+    """The serving process's settings, before its threads start: one torch thread a request
+    (a 28x28 input is too small to share: cores serve requests instead), two malloc arenas,
+    and Gradio's monitoring summary every ANALYTICS_CACHE_FREQUENCY events."""
+    torch.set_num_threads(1)
+    limit_malloc_arenas()
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", ANALYTICS_CACHE_FREQUENCY)
+
+
+def main() -> None:
+    configure_server()
+    try:
+        reader = Reader.load()
+    except WeightsError as e:
+        sys.exit(f"MNIST Sketchpad cannot start: {e}")
+    # No run history: a run per stroke is noise, and each would store the canvas in the browser.
+    build_page(reader).launch(css=CSS, head=PHONE_MARGINS, run_history=False)
 
 
 if __name__ == "__main__":
-    # No run history: a run per stroke is noise, and each would store the canvas in the browser.
-    demo.launch(css=CSS, head=PHONE_MARGINS, run_history=False)
+    main()

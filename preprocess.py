@@ -6,8 +6,8 @@ whole to 28x28 looks nothing like that when the digit is small, thin or off-cent
 every picture the app sees (sketch, upload, API call) goes through here:
 
     composite transparency -> grayscale -> ink white on black (a photo: the sheet, then the
-    ink on it, photo.py) -> drop faint noise (`ink`) -> connected pieces, specks dropped and
-    dots joined (`pieces`) -> for each glyph: crop to its own ink -> 20 px longer side
+    ink on it, photo.py) -> drop faint noise (`ink`) -> [segment.py: connected pieces,
+    grouped into glyphs] -> for each glyph: crop to its own ink -> 20 px longer side
     -> centre of mass at centre (`glyph`)
 
 Which ink makes a glyph (one piece, or several drawn with a pen lift; digits that touch are
@@ -20,7 +20,10 @@ This is the only module that touches pixels on the way in; the input contract it
 (shape, range, polarity) is stated in model.py.
 """
 
+import base64
+import binascii
 import warnings
+from io import BytesIO
 from math import ceil
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -43,9 +46,6 @@ NOISE_LEVEL = (
     0.2  # ink fainter than this fraction of the strongest ink is paper grain or JPEG noise
 )
 MIN_DIGIT_FRACTION = 0.04  # ink spanning less of the picture's longer side is a speck, not a digit
-SPECK_SHARE = 0.2  # a piece under this share of the biggest piece's size is a speck, or a dot...
-DOT_REACH = 0.15  # ...that belongs to a piece when this close to it (a share of the piece's size)
-DAB_PENS = 1.75  # a piece spanning fewer pen widths than this is a tap or a dab, not a digit
 #                 (0.1% of MNIST test digits redrawn with pens up to 30% of their size are)
 SAMPLE_STEP = 4  # every 4th pixel each way is plenty to judge the background and the ink...
 SAMPLE_SIDE = 64  # ...as long as that leaves 64 pixels a side
@@ -55,6 +55,8 @@ FLAT_COLOUR_SHARE = 0.9  # or nearly all of a coloured one; anything else is rea
 
 STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
+PNG_DATA_URL = "data:image/png;base64,"
+NOT_A_PNG = "The drawing could not be read: the canvas sent something other than a PNG."
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # diagonal pixels of a stroke touch
 
 
@@ -104,6 +106,32 @@ def read_image(path: str | Path | BinaryIO) -> Image.Image:
     return upright
 
 
+def read_data_url(url: object, max_pixels: int) -> Image.Image:
+    """Decode a PNG data URL ("data:image/png;base64,..."), as a canvas sends its picture,
+    or raise ImageError. A picture over `max_pixels` is refused before it is decoded: by the
+    length of its text, then by the size in its header."""
+    if not isinstance(url, str) or not url.startswith(PNG_DATA_URL):
+        raise ImageError(NOT_A_PNG)
+    too_big = (
+        f"The drawing could not be read: a picture over {max_pixels:,} pixels is not the canvas's."
+    )
+    if len(url) > len(PNG_DATA_URL) + 4 * max_pixels * 4 // 3:  # RGBA, uncompressed, in base64
+        raise ImageError(too_big)
+    try:
+        data = base64.b64decode(url[len(PNG_DATA_URL) :], validate=True)
+        with Image.open(BytesIO(data), formats=["PNG"]) as image:
+            if image.size[0] * image.size[1] > max_pixels:
+                raise ImageError(too_big)
+            image.load()  # decoded now, while its bytes are open
+            return image
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours, from the header
+        raise ImageError(too_big) from None
+    except (binascii.Error, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageError):
+            raise
+        raise ImageError(NOT_A_PNG) from None
+
+
 def in_file_pixels(found: list["Glyph"], image: np.ndarray | Image.Image) -> list["Glyph"]:
     """The glyphs with their boxes in the file's pixels, for a picture that read_image
     decoded at a reduced scale (the same glyphs otherwise)."""
@@ -146,14 +174,6 @@ class Ink(NamedTuple):
     size: tuple[int, int]  # the picture's width and height, pixels
 
 
-class Pieces(NamedTuple):
-    """The ink's connected pieces that may be (part of) a digit, dots joined to them."""
-
-    labels: np.ndarray  # (H, W) int: 0 for paper and dropped specks, k for piece k's ink
-    boxes: np.ndarray  # (count, 4) int: piece k + 1's top, bottom, left, right (exclusive)
-    pen: float  # the stroke width, ink pixels
-
-
 def ink(image: np.ndarray | Image.Image) -> Ink:
     """The picture's ink (white on black, paper, lighting and noise removed), shrunk to
     about WORK_SIDE a side. Raises ImageError, with what to do, for a photo in which no
@@ -163,52 +183,6 @@ def ink(image: np.ndarray | Image.Image) -> Ink:
         np.asarray(image).shape[:2] if isinstance(image, np.ndarray) else image.size[::-1]
     )
     return Ink(_ink(gray), factor, (width, height))
-
-
-def pieces(ink: Ink) -> Pieces:
-    """The ink split into connected pieces (8-neighbours), specks dropped.
-
-    A speck is a piece smaller than MIN_DIGIT_FRACTION of the picture, SPECK_SHARE of the
-    biggest piece, or DAB_PENS pen widths (a tap, a dab, a tick: too short for any digit's
-    shape); a speck within DOT_REACH of a piece (a dot, a smiley's eye) joins it.
-    """
-    strength = ink.strength
-    labels, count = ndimage.label(strength > 0, structure=EIGHT_NEIGHBOURS)
-    if count == 0:
-        return Pieces(labels, np.zeros((0, 4), int), 0.0)
-    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
-    sizes = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
-    pen = pen_width(strength > 0)
-    least = max(MIN_DIGIT_FRACTION * max(strength.shape), SPECK_SHARE * sizes.max(), DAB_PENS * pen)
-    big = sizes >= least
-    keep = np.zeros(count + 1, int)  # each piece's new label: 0 drops it
-    keep[1:][big] = np.arange(1, big.sum() + 1)
-    specks = np.flatnonzero(~big)
-    if big.any() and specks.size:  # a speck close to a piece is part of it; others go
-        top, bottom, left, right = boxes[big].T
-        y = (boxes[specks, 0:1] + boxes[specks, 1:2]) / 2  # one row per speck, a column a piece
-        x = (boxes[specks, 2:3] + boxes[specks, 3:4]) / 2
-        away = np.maximum(np.maximum(top - y, y - bottom), np.maximum(left - x, x - right))
-        reach = away / sizes[big]
-        near = reach.min(1) <= DOT_REACH
-        keep[specks[near] + 1] = reach.argmin(1)[near] + 1
-    labels = keep[labels]
-    kept = [s for s in ndimage.find_objects(labels) if s is not None]
-    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in kept]).reshape(-1, 4)
-    return Pieces(labels, boxes, pen)
-
-
-def pen_width(ink: np.ndarray) -> float:
-    """The width of the strokes in a boolean ink picture, pixels: twice the median depth
-    of the strokes' ridge (the pixels deepest across a stroke, by Euclidean distance to the
-    paper). Junctions and ends barely move a median; a dab's ridge is its centre."""
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    if rows.size == 0:
-        return 0.0
-    crop = np.pad(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 1)
-    depth = ndimage.distance_transform_edt(crop)
-    ridge = depth[(depth > 0) & (depth >= ndimage.maximum_filter(depth, 3))]
-    return float(2 * np.median(ridge))
 
 
 def glyph(ink: Ink, own: np.ndarray, box: tuple[int, int, int, int]) -> Glyph:

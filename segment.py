@@ -4,7 +4,7 @@ After LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied
 document recognition", section V (the segmentation graph and its best path), as their
 cheque reader did, with the ink's pieces as the graph's atoms:
 
-    the ink's pieces (preprocess.pieces: connected ink, specks and dabs dropped, dots joined),
+    the ink's pieces (`pieces`: connected ink, specks and dabs dropped, dots joined),
     ordered left to right
     -> candidate glyphs: one piece, or neighbouring pieces together (a digit drawn with a
        pen lift: a 9's stem beside its loop, a 4's bar short of its stem, a 5's top bar),
@@ -36,9 +36,10 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 import preprocess
-from preprocess import Glyph, Ink
+from preprocess import EIGHT_NEIGHBOURS, MIN_DIGIT_FRACTION, Glyph, Ink
 
 # Each measured by benchmarks/heldout.py and the MNIST training set (README, "Reading a number").
 GLYPH_COST = 0.6  # nats each glyph costs beyond the model's surprise: the prior against
@@ -51,7 +52,20 @@ MAX_GAP = 0.35  # nor one whose pieces leave a blank wider than this share of it
 MAX_GAP_PENS = 1.5  # or than this many pen widths: a pen lift within a digit leaves
 #                     less (the hand comes back to where it left off), a number more
 
+# What is a piece of a digit (`pieces`), and what a speck, a dot or a dab.
+SPECK_SHARE = 0.2  # a piece under this share of the biggest piece's size is a speck, or a dot...
+DOT_REACH = 0.15  # ...that belongs to a piece when this close to it (a share of the piece's size)
+DAB_PENS = 1.75  # a piece spanning fewer pen widths than this is a tap or a dab, not a digit
+
 Classify = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, 28, 28) -> (N, 10) probabilities
+
+
+class Pieces(NamedTuple):
+    """The ink's connected pieces that may be (part of) a digit, dots joined to them."""
+
+    labels: np.ndarray  # (H, W) int: 0 for paper and dropped specks, k for piece k's ink
+    boxes: np.ndarray  # (count, 4) int: piece k + 1's top, bottom, left, right (exclusive)
+    pen: float  # the stroke width, ink pixels
 
 
 class Segmentation(NamedTuple):
@@ -67,21 +81,67 @@ def segment(ink: Ink, classify: Classify) -> Segmentation:
     `classify` maps (N, 1, 28, 28) inputs in [0, 1] to (N, 10) probabilities; it is called
     once. No ink gives no glyphs; more than MAX_PIECES pieces give one glyph a piece, unread.
     """
-    pieces = preprocess.pieces(ink)
-    boxes = pieces.boxes  # top, bottom, left, right of piece k + 1
+    found = pieces(ink)
+    boxes = found.boxes  # top, bottom, left, right of piece k + 1
     order = np.argsort(boxes[:, 2] + boxes[:, 3], kind="stable")  # by the boxes' centres
     count = len(order)
     if count == 0:
         return Segmentation([], torch.empty(0, 10))
     if count > MAX_PIECES:  # the pieces themselves, for callers that count them
-        unread = [_glyph(ink, pieces, order[k : k + 1]) for k in range(count)]
+        unread = [_glyph(ink, found, order[k : k + 1]) for k in range(count)]
         return Segmentation(unread, None)
-    spans = _candidates(boxes[order], pieces.pen)
-    glyphs = [_glyph(ink, pieces, order[first:last]) for first, last in spans]
+    spans = _candidates(boxes[order], found.pen)
+    glyphs = [_glyph(ink, found, order[first:last]) for first, last in spans]
     probabilities = classify(torch.cat([g.input for g in glyphs]))
     surprise = -torch.log(probabilities.max(dim=1).values.clamp_min(1e-12))
     path = _best_path(count, spans, (GLYPH_COST + surprise).tolist())
     return Segmentation([glyphs[k] for k in path], probabilities[path])
+
+
+def pieces(ink: Ink) -> Pieces:
+    """The ink split into connected pieces (8-neighbours), specks dropped.
+
+    A speck is a piece smaller than MIN_DIGIT_FRACTION of the picture, SPECK_SHARE of the
+    biggest piece, or DAB_PENS pen widths (a tap, a dab, a tick: too short for any digit's
+    shape); a speck within DOT_REACH of a piece (a dot, a smiley's eye) joins it.
+    """
+    strength = ink.strength
+    labels, count = ndimage.label(strength > 0, structure=EIGHT_NEIGHBOURS)
+    if count == 0:
+        return Pieces(labels, np.zeros((0, 4), int), 0.0)
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
+    sizes = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
+    pen = pen_width(strength > 0)
+    least = max(MIN_DIGIT_FRACTION * max(strength.shape), SPECK_SHARE * sizes.max(), DAB_PENS * pen)
+    big = sizes >= least
+    keep = np.zeros(count + 1, int)  # each piece's new label: 0 drops it
+    keep[1:][big] = np.arange(1, big.sum() + 1)
+    specks = np.flatnonzero(~big)
+    if big.any() and specks.size:  # a speck close to a piece is part of it; others go
+        top, bottom, left, right = boxes[big].T
+        y = (boxes[specks, 0:1] + boxes[specks, 1:2]) / 2  # one row per speck, a column a piece
+        x = (boxes[specks, 2:3] + boxes[specks, 3:4]) / 2
+        away = np.maximum(np.maximum(top - y, y - bottom), np.maximum(left - x, x - right))
+        reach = away / sizes[big]
+        near = reach.min(1) <= DOT_REACH
+        keep[specks[near] + 1] = reach.argmin(1)[near] + 1
+    labels = keep[labels]
+    kept = [s for s in ndimage.find_objects(labels) if s is not None]
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in kept]).reshape(-1, 4)
+    return Pieces(labels, boxes, pen)
+
+
+def pen_width(ink: np.ndarray) -> float:
+    """The width of the strokes in a boolean ink picture, pixels: twice the median depth
+    of the strokes' ridge (the pixels deepest across a stroke, by Euclidean distance to the
+    paper). Junctions and ends barely move a median; a dab's ridge is its centre."""
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if rows.size == 0:
+        return 0.0
+    crop = np.pad(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 1)
+    depth = ndimage.distance_transform_edt(crop)
+    ridge = depth[(depth > 0) & (depth >= ndimage.maximum_filter(depth, 3))]
+    return float(2 * np.median(ridge))
 
 
 def _candidates(boxes: np.ndarray, pen: float) -> list[tuple[int, int]]:
@@ -114,7 +174,7 @@ def _widest_blank(boxes: np.ndarray) -> float:
     return widest
 
 
-def _glyph(ink: Ink, pieces: preprocess.Pieces, members: np.ndarray) -> Glyph:
+def _glyph(ink: Ink, pieces: Pieces, members: np.ndarray) -> Glyph:
     """The glyph of the given pieces (indices into pieces.boxes), cropped to their ink."""
     run = pieces.boxes[members]
     box = (int(run[:, 0].min()), int(run[:, 1].max()), int(run[:, 2].min()), int(run[:, 3].max()))

@@ -8,8 +8,6 @@ augmented there in one batched step: no DataLoader or per-image PIL work in the 
 """
 
 import argparse
-import contextlib
-import io
 import sys
 import time
 from datetime import datetime, timezone
@@ -18,11 +16,12 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 from tqdm import tqdm
 
 import report
+from augment import augment, pen_paths
+from mnist import DATA_DIR, load_mnist
 from model import (
     MAX_MEMBERS,
     WEIGHTS_PATH,
@@ -32,23 +31,8 @@ from model import (
     save_weights,
     write_atomically,
 )
-from synth import (
-    NONDIGIT_PEN_STEPS,
-    augment,
-    digit_styles,
-    marks,
-    nondigits,
-    pen_paths,
-    segmentation_junk,
-)
+from synth import NONDIGIT_PEN_STEPS, digit_styles, marks, nondigits, segmentation_junk
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 VAL_SIZE = 5_000  # the last training images; they report progress and set the threshold below
 EVAL_BATCH = 2_000
 # Outlier exposure (Hendrycks et al., 2019): each batch of digits comes with pictures of other
@@ -92,33 +76,6 @@ def uses_bfloat16(device: torch.device) -> bool:
     float32. The weights stay float32 either way, and so does every evaluation."""
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     return device.type == "cpu" and amx()
-
-
-def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images (uint8, N x 28 x 28) and labels, downloading them first if absent."""
-    raw = Path(data_dir) / "MNIST" / "raw"
-    if not all((raw / name).exists() for name in MNIST_FILES):
-        download_mnist(Path(data_dir))
-    try:
-        dataset = torchvision.datasets.MNIST(data_dir, train=train, download=False)
-    except Exception as e:  # a truncated or foreign file fails in many different ways
-        sys.exit(f"Could not read MNIST from {raw}/ ({e}). Delete those files and run again.")
-    return dataset.data, dataset.targets
-
-
-def download_mnist(data_dir: Path) -> None:
-    """torchvision's download, with one clear message when it is impossible (offline)."""
-    print(f"MNIST not found in {data_dir}; downloading it...", file=sys.stderr)
-    chatter = io.StringIO()  # torchvision prints every failed mirror; we say it once
-    try:
-        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            torchvision.datasets.MNIST(data_dir, train=True, download=True)
-    except Exception as e:
-        sys.exit(
-            f"Could not download MNIST ({type(e).__name__}). Without a network, put the four "
-            f"files {', '.join(MNIST_FILES)} (uncompressed) in {data_dir / 'MNIST' / 'raw'}/ "
-            "and run again."
-        )
 
 
 def train_step(
