@@ -13,7 +13,7 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.dev-installed data /usr/bin/chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/vermin --target=3.10- --violations --no-tips --no-parse-comments -q *.py tests benchmarks
+	$(VENV)/bin/vermin --target=3.10- --violations --no-tips --no-parse-comments -q *.py tests benchmarks harness
 	$(PY) -m pytest -q
 
 train: $(VENV)/.run-installed

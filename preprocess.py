@@ -57,6 +57,7 @@ STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 UNREADABLE = "That image could not be read: send a PNG, JPEG or WebP of a digit or a number."
 PNG_DATA_URL = "data:image/png;base64,"
 NOT_A_PNG = "The drawing could not be read: the canvas sent something other than a PNG."
+TOO_BIG_DRAWING = "The drawing could not be read: a picture over {:,} pixels is not the canvas's."
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # diagonal pixels of a stroke touch
 
 
@@ -112,9 +113,7 @@ def read_data_url(url: object, max_pixels: int) -> Image.Image:
     length of its text, then by the size in its header."""
     if not isinstance(url, str) or not url.startswith(PNG_DATA_URL):
         raise ImageError(NOT_A_PNG)
-    too_big = (
-        f"The drawing could not be read: a picture over {max_pixels:,} pixels is not the canvas's."
-    )
+    too_big = TOO_BIG_DRAWING.format(max_pixels)
     if len(url) > len(PNG_DATA_URL) + 4 * max_pixels * 4 // 3:  # RGBA, uncompressed, in base64
         raise ImageError(too_big)
     try:

@@ -22,8 +22,8 @@ refuses such junk, the better the search. GLYPH_COST is the prior against readin
 digit's strokes as several digits.
 
 Pieces are not cut: touching digits are one piece, read as one glyph (mostly "not a
-digit"). Three kinds of cut were built and measured, and left out (README, "Reading a
-number"): straight cuts at the valleys of the ink profile, seams that follow the ink, and
+digit"). Three kinds of cut were built and measured, and left out (docs/DESIGN.md, Touching
+digits): straight cuts at the valleys of the ink profile, seams that follow the ink, and
 cuts at the valleys of the profile and of the upper and lower contours with the reader
 trained on what they leave. Each read some touching numbers by reading parts of letters
 and shapes as digits too, so none kept "not a digit" at its goal while reading most
@@ -41,7 +41,7 @@ from scipy import ndimage
 import preprocess
 from preprocess import EIGHT_NEIGHBOURS, MIN_DIGIT_FRACTION, Glyph, Ink
 
-# Each measured by benchmarks/heldout.py and the MNIST training set (README, "Reading a number").
+# Each measured by benchmarks/heldout.py and the MNIST training set (docs/DESIGN.md: Segmentation).
 GLYPH_COST = 0.6  # nats each glyph costs beyond the model's surprise: the prior against
 #                   reading one digit's strokes as several digits
 MAX_SPAN = 8  # pieces in one glyph (a digit drawn in several strokes)

@@ -8,14 +8,19 @@ augmented there in one batched step: no DataLoader or per-image PIL work in the 
 """
 
 import argparse
+import contextlib
+import hashlib
+import importlib.metadata
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save
 from torch import nn
 from tqdm import tqdm
 
@@ -48,11 +53,16 @@ MARKS = 1_000
 MARKS_PER_BATCH = 8
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
-MEMBERS = 1  # ConvNets in the shipped reader (README, Measured: why K = 1)
+MEMBERS = 1  # ConvNets in the shipped reader (docs/DESIGN.md, Ensembles: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 #                    (fewer fit 6 minutes on a 2-core CPU but decline fewer of the held-out
-#                    non-digits than the 90% goal: README, Retrain, measures them)
+#                    non-digits than the 90% goal: docs/DESIGN.md, Training, measures them)
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
+ROOT = Path(__file__).resolve().parent
+# The synthesised pictures are cached (data/pictures/): what makes them, and what they are
+# drawn with, names the cache file.
+PICTURE_CODE = ("synth.py", "preprocess.py", "photo.py", "model.py")
+PICTURE_LIBRARIES = ("numpy", "pillow", "scipy", "scikit-image", "matplotlib", "torch")
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -149,49 +159,120 @@ class Pictures(NamedTuple):
     paths: tuple[torch.Tensor, ...] | None  # of digits, styles, others and junk
 
 
+class Splits(NamedTuple):
+    """MNIST as a run uses it: uint8 images (N, 28, 28) and their labels."""
+
+    train_images: torch.Tensor  # the training images less the validation ones
+    train_labels: torch.Tensor
+    val_images: torch.Tensor  # they report progress and set the threshold
+    val_labels: torch.Tensor
+    test_images: torch.Tensor  # reported only: they choose nothing
+    test_labels: torch.Tensor
+
+
+@contextlib.contextmanager
+def stage(what: str) -> Iterator[None]:
+    """One line for a stage of the run: what it does, shown at once, then its seconds."""
+    print(f"{what}...", end="", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f" {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def load_splits(args: argparse.Namespace) -> Splits:
+    """MNIST's training images (the last VAL_SIZE for validation; the first args.limit of
+    the others when set) and its test images."""
+    train_images, train_labels = load_mnist(args.data_dir, train=True)
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
+    val_images, val_labels = train_images[-VAL_SIZE:], train_labels[-VAL_SIZE:]
+    train_images, train_labels = train_images[:-VAL_SIZE], train_labels[:-VAL_SIZE]
+    if args.limit:
+        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+    return Splits(train_images, train_labels, val_images, val_labels, test_images, test_labels)
+
+
+def synthesized(args: argparse.Namespace, mnist: Splits) -> dict[str, torch.Tensor]:
+    """The run's synthesised pictures (synth.py), for training and for validation, on the
+    CPU: read from the picture cache when an earlier run with the same seed, sizes and
+    picture code made them, else made (about half a minute on a 2-core CPU) and cached."""
+    n = len(mnist.train_images)
+    counts = {"others": min(NONDIGITS, n // 4), "junk": min(JUNK, n // 8)}
+    counts |= {"marks": min(MARKS, n // 40), "val": len(mnist.val_images)}
+    path = picture_cache_path(args.data_dir, args.seed, counts)
+    if path.exists():
+        with stage(f"synthesised pictures from the cache {path.name}"):
+            return load_file(path)
+    with stage(
+        f"making {counts['others']:,} non-digits, {counts['junk']:,} pieces of segmentation "
+        f"junk, {counts['marks']:,} marks and digits in other styles, and their validation "
+        "twins (cached for the next run)"
+    ):
+        seed, val_seed = args.seed, args.seed + 1  # validation: other seeds than training's
+        styles, style_labels = digit_styles(seed)
+        images, labels = mnist.val_images, mnist.val_labels
+        pictures = {
+            "styles": styles,
+            "style_labels": style_labels,
+            "others": nondigits(counts["others"], seed),
+            "junk": segmentation_junk(mnist.train_images, mnist.train_labels, counts["junk"], seed),
+            "marks": marks(counts["marks"], seed),
+            "val_others": nondigits(len(images) * 3 // 5, val_seed),
+            "val_junk": segmentation_junk(images, labels, len(images) // 5, val_seed),
+            "val_marks": marks(len(images) // 10, val_seed),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, save({k: t.contiguous() for k, t in pictures.items()}))
+    return pictures
+
+
+def picture_cache_path(data_dir: Path, seed: int, counts: dict[str, int]) -> Path:
+    """Where the synthesised pictures of a seed and sizes are cached: the name holds a hash
+    of the code that makes them and the libraries it draws with, so a change makes new."""
+    digest = hashlib.sha256(repr(sorted(counts.items())).encode())
+    for name in PICTURE_CODE:
+        digest.update((ROOT / name).read_bytes())
+    for library in PICTURE_LIBRARIES:
+        digest.update(importlib.metadata.version(library).encode())
+    return Path(data_dir) / "pictures" / f"seed{seed}-{digest.hexdigest()[:16]}.safetensors"
+
+
 def make_pictures(
-    args: argparse.Namespace,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    device: torch.device,
+    args: argparse.Namespace, mnist: Splits, made: dict[str, torch.Tensor], device: torch.device
 ) -> Pictures:
-    """The training digits (uint8 MNIST `images`), and what this run draws besides them."""
-    x = to_inputs(images, device)
-    n_others = min(NONDIGITS, len(x) // 4)
-    n_junk, n_marks = min(JUNK, len(x) // 8), min(MARKS, len(x) // 40)
-    styles, style_labels = (t.to(device) for t in digit_styles(args.seed))
-    others = nondigits(n_others, seed=args.seed).to(device)
-    junk = segmentation_junk(images, labels, n_junk, seed=args.seed).to(device)
+    """The training digits and what this run draws besides them, on the device, with the
+    pen paths of all that augmentation redraws."""
+    x = to_inputs(mnist.train_images, device)
+    on_device = {k: t.to(device) for k, t in made.items()}
+    styles, others, junk = on_device["styles"], on_device["others"], on_device["junk"]
     paths = None
     if args.augment:
-        paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
+        with stage(f"pen paths of the {len(x) + len(styles) + len(others) + len(junk):,} pictures"):
+            paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
     return Pictures(
         x,
-        labels.to(device),
+        mnist.train_labels.to(device),
         styles,
-        style_labels,
+        on_device["style_labels"],
         others,
         junk,
-        marks(n_marks, seed=args.seed).to(device),
+        on_device["marks"],
         paths,
     )
 
 
 def validation_pictures(
-    images: torch.Tensor, labels: torch.Tensor, seed: int, device: torch.device
+    mnist: Splits, made: dict[str, torch.Tensor], seed: int, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """The validation digits and non-digits, drawn as the app meets them (redrawn, moved),
     from the validation images and with other seeds than training's."""
     generator = torch.Generator(device=device).manual_seed(seed + 1)
-    digits = to_inputs(images, device)
-    others = nondigits(len(images) * 3 // 5, seed=seed + 1).to(device)
-    junk = segmentation_junk(images, labels, len(images) // 5, seed=seed + 1).to(device)
-    marks_ = marks(len(images) // 10, seed=seed + 1).to(device)
+    digits = to_inputs(mnist.val_images, device)
+    others, junk = made["val_others"].to(device), made["val_junk"].to(device)
     return {
         "digits": augment(digits, pen_paths(digits), generator),
         "nondigits": augment(others, pen_paths(others), generator, NONDIGIT_PEN_STEPS),
         "junk": augment(junk, pen_paths(junk), generator, NONDIGIT_PEN_STEPS),
-        "marks": augment(marks_, None, generator, redraw_fraction=0),
+        "marks": augment(made["val_marks"].to(device), None, generator, redraw_fraction=0),
     }
 
 
@@ -226,6 +307,28 @@ def batch(
     return x, y, torch.cat([others, marks_] if augmented else [others, junks, marks_])
 
 
+def optimizers_and_schedules(
+    members: list[nn.Module], args: argparse.Namespace, steps_per_epoch: int
+) -> tuple[list[torch.optim.Optimizer], list[torch.optim.lr_scheduler.LRScheduler]]:
+    """AdamW for each member, with a one-cycle learning rate (Smith and Topin, 2019) over
+    the whole run."""
+    optimizers = [
+        torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        for m in members
+    ]
+    schedules = [
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=args.lr,
+            epochs=args.epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=0.2,
+        )
+        for optimizer in optimizers
+    ]
+    return optimizers, schedules
+
+
 def fit(
     model: nn.Module,
     data: Pictures,
@@ -239,28 +342,17 @@ def fit(
     generator = torch.Generator(device=device).manual_seed(args.seed)
     members = list(model.members) if isinstance(model, Ensemble) else [model]
     steps_per_epoch = -(-len(data.digits) // args.batch_size)
-    optimizers = [
-        torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        for m in members
-    ]
-    schedulers = [
-        torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=args.lr,
-            epochs=args.epochs,
-            steps_per_epoch=steps_per_epoch,
-            pct_start=0.2,
-        )
-        for optimizer in optimizers
-    ]
+    optimizers, schedules = optimizers_and_schedules(members, args, steps_per_epoch)
     bfloat16 = uses_bfloat16(device)
     history = []
     for epoch in range(1, args.epochs + 1):
-        epoch_started = time.perf_counter()
+        started = time.perf_counter()
         model.train()
         order = torch.randperm(len(data.digits), generator=generator, device=device)
-        running_loss = 0.0
+        # A bar on a terminal only (disable=None): a log gets the epoch's line below.
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False)
+        bar.disable = bar.disable or not sys.stdout.isatty()
+        running_loss = 0.0
         for step in bar:
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
             x, y, others = batch(data, index, generator, args.augment)
@@ -268,8 +360,8 @@ def fit(
                 train_step(member, optimizer, x, y, others, bfloat16)
                 for member, optimizer in zip(members, optimizers, strict=True)
             ]
-            for scheduler in schedulers:
-                scheduler.step()
+            for schedule in schedules:
+                schedule.step()
             loss = sum(losses) / len(losses)
             running_loss = loss if step == 0 else 0.98 * running_loss + 0.02 * loss
             if step % 20 == 0:
@@ -278,108 +370,125 @@ def fit(
             epoch=epoch,
             loss=running_loss,
             val_accuracy=accuracy(model, x_val, y_val),
-            lr=schedulers[0].get_last_lr()[0],
-            seconds=time.perf_counter() - epoch_started,
+            lr=schedules[0].get_last_lr()[0],
+            seconds=time.perf_counter() - started,
         )
         history.append(row)
         print(
             f"epoch {epoch:2d}/{args.epochs}  loss {row['loss']:.4f}  "
-            f"val {row['val_accuracy']:.2%}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+            f"val {row['val_accuracy']:.2%}  lr {row['lr']:.2e}  {row['seconds']:.1f}s",
+            flush=True,
         )
     return history
 
 
-def train(args: argparse.Namespace) -> None:
-    """The whole run: data, pictures, training, threshold, test, report and weights."""
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-
-    # Data: MNIST's training images less the validation ones, and the test set.
-    train_images, train_labels = load_mnist(args.data_dir, train=True)
-    test_images, test_labels = load_mnist(args.data_dir, train=False)
-    val_images, val_labels = train_images[-VAL_SIZE:], train_labels[-VAL_SIZE:]
-    train_images, train_labels = train_images[:-VAL_SIZE], train_labels[:-VAL_SIZE]
-    if args.limit:
-        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
-    x_val, y_val = to_inputs(val_images, device), val_labels.to(device)
-
-    model = build_model(args.members).to(device, memory_format=torch.channels_last)
-    n_params = sum(p.numel() for p in model.parameters())
-    bfloat16 = uses_bfloat16(device)
-    print(
-        f"device {device}{' (bfloat16 autocast)' if bfloat16 else ''}  "
-        f"parameters {n_params:,}  members {args.members}  seed {args.seed}  "
-        f"training images {len(train_images):,}"
-    )
-
-    # Pictures: training time includes making the pictures and pen paths.
-    started = time.perf_counter()
-    data = make_pictures(args, train_images, train_labels, device)
-    made = ", pen paths of them all" if args.augment else ""
-    print(
-        f"{len(data.others):,} non-digits, {len(data.junk):,} pieces of segmentation junk, "
-        f"{len(data.marks):,} marks, {len(data.styles)} digits in other styles{made} "
-        f"in {time.perf_counter() - started:.1f}s"
-    )
-
-    history = fit(model, data, x_val, y_val, args)
-
-    # The threshold is set on validation pictures drawn as the app meets them (redrawn,
-    # moved): neither the test set nor the evaluation sets choose anything.
-    val = validation_pictures(val_images, val_labels, args.seed, device)
+def set_threshold(model: nn.Module, val: dict[str, torch.Tensor]) -> tuple[float, dict]:
+    """The "not a digit" threshold, set on validation pictures drawn as the app meets them
+    (neither the test set nor the evaluation sets choose anything), and the share of each
+    kind of validation non-digit that it declines."""
     min_confidence = choose_min_confidence(model, val["digits"])
     declined = {
         kind: (top_probabilities(model, val[kind]) < min_confidence).float().mean().item()
         for kind in ("nondigits", "junk", "marks")
     }
-    train_seconds = time.perf_counter() - started
-    # One pass over the test set gives the accuracy, the confusion matrix and the misread digits.
-    predicted = predict(model, to_inputs(test_images, device)).cpu()
-    misread = len(report.misread(test_labels, predicted))
-    test_acc = 1 - misread / len(test_images)
-    print(
-        f"test accuracy {test_acc:.2%} ({len(test_images):,} images, {misread:,} misread)  "
-        f"training time {train_seconds:.0f}s"
-    )
     print(
         f"not a digit below a top probability of {min_confidence:.3f}: declines "
         f"{DECLINE_RATE:.1%} of drawn validation digits, {declined['nondigits']:.1%} of "
         f"non-digits, {declined['junk']:.1%} of segmentation junk, {declined['marks']:.1%} "
         "of marks"
     )
+    return min_confidence, declined
 
-    # Files: everything is computed before the first write, and the weights go last: an
-    # interrupted run leaves the previous weights, each file whole.
-    metadata = {
-        "test_accuracy": f"{test_acc:.4f}",
-        "val_accuracy": f"{history[-1]['val_accuracy']:.4f}",
+
+def run_metadata(args: argparse.Namespace, device: torch.device, **facts: str) -> dict[str, str]:
+    """The weights header's facts about the run: its settings and where it ran, with `facts`
+    (the figures it measured)."""
+    return facts | {
         "members": str(args.members),
-        "min_confidence": f"{min_confidence:.4f}",
-        "val_nondigits_declined": f"{declined['nondigits']:.4f}",
-        "val_junk_declined": f"{declined['junk']:.4f}",
-        "val_marks_declined": f"{declined['marks']:.4f}",
-        "nondigits": str(len(data.others)),
-        "junk": str(len(data.junk)),
-        "marks": str(len(data.marks)),
         "epochs": str(args.epochs),
         "batch_size": str(args.batch_size),
         "lr": str(args.lr),
         "weight_decay": str(args.weight_decay),
         "augment": str(args.augment),
         "seed": str(args.seed),
-        "train_images": str(len(train_images)),
-        "train_seconds": f"{train_seconds:.0f}",
         "device": str(device),
-        "precision": "bfloat16 autocast" if bfloat16 else "float32",
+        "precision": "bfloat16 autocast" if uses_bfloat16(device) else "float32",
         "torch_version": torch.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "history": report.history_csv(history),
     }
-    figure = report.draw_report(history, test_images, test_labels, predicted, metadata)
-    write_atomically(report.report_path(args.out), report.png_bytes(figure))
-    write_atomically(report.history_path(args.out), metadata["history"].encode())
-    save_weights(model, args.out, metadata)
-    print(f"saved {args.out}, its report and history beside it")
+
+
+def write_outputs(
+    model: nn.Module,
+    out: Path,
+    metadata: dict[str, str],
+    history: list[dict],
+    mnist: Splits,
+    predicted: torch.Tensor,
+) -> None:
+    """The training report, the history and the weights, each written atomically. All is
+    computed before the first write, and the weights go last: an interrupted run leaves the
+    previous weights, each file whole."""
+    with stage("training report"):
+        figure = report.draw_report(
+            history, mnist.test_images, mnist.test_labels, predicted, metadata
+        )
+        picture = report.png_bytes(figure)
+    write_atomically(report.report_path(out), picture)
+    write_atomically(report.history_path(out), metadata["history"].encode())
+    save_weights(model, out, metadata)
+    print(f"saved {out}, its report and history beside it")
+
+
+def train(args: argparse.Namespace) -> None:
+    """The whole run: data, pictures, training, threshold, test, report and weights."""
+    device = pick_device(args.device)
+    bfloat16 = uses_bfloat16(device)
+    print(f"device {device}{' (bfloat16 autocast)' if bfloat16 else ''}  seed {args.seed}")
+    started = time.perf_counter()  # training time includes making the pictures
+    with stage("MNIST"):
+        mnist = load_splits(args)
+    made = synthesized(args, mnist)
+    data = make_pictures(args, mnist, made, device)
+    torch.manual_seed(args.seed)  # the model's start, whatever making the pictures drew
+    model = build_model(args.members).to(device, memory_format=torch.channels_last)
+    print(
+        f"parameters {sum(p.numel() for p in model.parameters()):,}  members {args.members}  "
+        f"training images {len(data.digits):,}  non-digits {len(data.others):,}  "
+        f"segmentation junk {len(data.junk):,}  marks {len(data.marks):,}  "
+        f"digits in other styles {len(data.styles)}"
+    )
+    x_val, y_val = to_inputs(mnist.val_images, device), mnist.val_labels.to(device)
+    history = fit(model, data, x_val, y_val, args)
+    with stage("validation pictures drawn as the app meets them"):
+        val = validation_pictures(mnist, made, args.seed, device)
+    min_confidence, declined = set_threshold(model, val)
+    train_seconds = time.perf_counter() - started
+    # One pass over the test set gives the accuracy, the confusion matrix and the misread digits.
+    predicted = predict(model, to_inputs(mnist.test_images, device)).cpu()
+    misread = len(report.misread(mnist.test_labels, predicted))
+    test_acc = 1 - misread / len(mnist.test_images)
+    print(
+        f"test accuracy {test_acc:.2%} ({len(mnist.test_images):,} images, {misread:,} misread)  "
+        f"training time {train_seconds:.0f}s"
+    )
+    metadata = run_metadata(
+        args,
+        device,
+        test_accuracy=f"{test_acc:.4f}",
+        val_accuracy=f"{history[-1]['val_accuracy']:.4f}",
+        min_confidence=f"{min_confidence:.4f}",
+        val_nondigits_declined=f"{declined['nondigits']:.4f}",
+        val_junk_declined=f"{declined['junk']:.4f}",
+        val_marks_declined=f"{declined['marks']:.4f}",
+        nondigits=str(len(data.others)),
+        junk=str(len(data.junk)),
+        marks=str(len(data.marks)),
+        train_images=str(len(data.digits)),
+        train_seconds=f"{train_seconds:.0f}",
+        history=report.history_csv(history),
+    )
+    write_outputs(model, args.out, metadata, history, mnist, predicted)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """How often the app reads drawn digits right: real MNIST test digits redrawn canvas-style.
 
-    .venv/bin/python benchmarks/accuracy.py [--count 1000] [--seed 0] [--weights PATH]
+    .venv/bin/python -m benchmarks.accuracy [--count 1000] [--seed 0] [--weights PATH]
 
 Every drawing goes through the app's path (reading.read: glyphs, the model, the weights'
 min_confidence), as a sketch or an upload would: a drawing split into several
@@ -10,20 +10,15 @@ benchmarks/heldout.py. Failures are broken down by pen width, where they concent
 
 import argparse
 import collections
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from drawn_digits import PEN_FRACTIONS, drawings  # noqa: E402
-
-import reading  # noqa: E402
-from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import reading
+from harness.drawn import PEN_FRACTIONS, drawings
+from mnist import DATA_DIR, load_mnist
+from model import WEIGHTS_PATH, load_model, read_metadata
 
 PEN_BINS = (0.03, 0.08, 0.15, 0.22, 0.30)  # pen width / drawing size; MNIST's own is ~0.12
 # What a drawing counts as when it is read as no glyph, split in several, or declined as not

@@ -1,15 +1,15 @@
 """Pen-up to label in headless Chromium: how long a visitor waits after lifting the pen.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/browser_latency.py [--digits 50]
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.browser_latency [--digits 50]
 
-Side by side, in one run, two pages reading with the same app.answer:
+Side by side, in one run, two pages reading with the same app.Reader:
 - the shipped page: the canvas (sketchpad.js in a gr.HTML), a picture at most every 100 ms
   while the pen moves and one at pen-up, the explanation once a stroke;
 - the page before it, on Gradio's Sketchpad (560x280, the same brush), which exports and
   uploads the canvas after each stroke before asking for the label, then the explanation.
 
 For each page, the first `--digits` MNIST test digits, each traced to its pen strokes
-(drawn_digits.pen_strokes) and drawn with the mouse, one stroke after the other, after a
+(harness.drawn.pen_strokes) and drawn with the mouse, one stroke after the other, after a
 Clear. The last stroke is drawn once the page has answered the others, and timed: from its
 pointerup to the arrival of the answer to the first event the page sends after it (the
 label's; the page's own fetch of Gradio's queue stream is watched). The label the page then
@@ -21,20 +21,15 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from playwright.sync_api import Page, sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from drawn_digits import pen_strokes  # noqa: E402
-from live_server import serve  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-from test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP  # noqa: E402
-
-import app  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import app
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from harness.drawn import pen_strokes
+from harness.server import serve
+from mnist import DATA_DIR, load_mnist
 
 # The page before the canvas: Gradio's Sketchpad as app.py had it, reading with the same
 # functions. Its Sketchpad starts with no tool and drops it after Clear: the script presses
@@ -52,6 +47,7 @@ SELECT_BRUSH_JS = '''() => {
   selectBrush();
 }'''
 
+reader = app.Reader.load()
 with gr.Blocks() as demo:
     sketch = gr.Sketchpad(
         elem_id="sketchpad", canvas_size=app.CANVAS_SIZE, layers=False, transforms=(),
@@ -61,11 +57,11 @@ with gr.Blocks() as demo:
     seen, as_json = gr.Image(format="png"), gr.JSON()
     top, saliency, conv1, conv2 = gr.Label(), gr.Image(), gr.Image(), gr.Image()
     drawn = sketch.change(
-        app.predict, sketch, [label, seen, as_json], preprocess=False, postprocess=False,
+        reader.predict, sketch, [label, seen, as_json], preprocess=False, postprocess=False,
         show_progress="hidden", trigger_mode="always_last",
     )
     drawn.then(
-        app.explain_drawing, sketch, [top, saliency, conv1, conv2], preprocess=False,
+        reader.explain_drawing, sketch, [top, saliency, conv1, conv2], preprocess=False,
         show_progress="hidden", trigger_mode="always_last",
     )
 demo.launch(js=SELECT_BRUSH_JS)

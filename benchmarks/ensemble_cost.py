@@ -1,6 +1,6 @@
 """What an ensemble of K ConvNets costs, in training and in reading, for K = 1, 3 and 5.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/ensemble_cost.py [--steps 30]
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.ensemble_cost [--steps 30]
 
 Training: one step of every member on the same augmented batch (train.batch, as train.py
 draws it: 136 digits, 48 non-digits), members one after the other as train.py runs them,
@@ -12,23 +12,20 @@ reads), one torch thread as in the server. Medians; the machine is noisy.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model import IMAGE_SIZE, ConvNet, build_model  # noqa: E402
-from train import (  # noqa: E402
-    DATA_DIR,
+from model import IMAGE_SIZE, ConvNet, build_model
+from train import (
     OUTLIER_WEIGHT,
     batch,
-    load_mnist,
+    load_splits,
     make_pictures,
     parse_args,
+    synthesized,
     train_step,
     uses_bfloat16,
 )
@@ -98,8 +95,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per measurement")
     args = parser.parse_args()
-    images, labels = load_mnist(DATA_DIR, train=True)
-    data = make_pictures(parse_args(["--limit", "4096"]), images[:4096], labels[:4096], "cpu")
+    run = parse_args(["--limit", "4096"])
+    mnist = load_splits(run)
+    data = make_pictures(run, mnist, synthesized(run, mnist), torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     batches = [batch(data, torch.randint(4096, (128,), generator=generator), generator, True)]
     batches += [batch(data, torch.randint(4096, (128,), generator=generator), generator, True)]

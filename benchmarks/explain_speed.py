@@ -1,6 +1,6 @@
 """How long "Inside the model" takes in-process, per drawing, as the server runs it.
 
-    nice -n 10 .venv/bin/python benchmarks/explain_speed.py
+    nice -n 10 .venv/bin/python -m benchmarks.explain_speed
 
 Drawings of real MNIST test digits on the app's own 280x280 canvas. One torch thread, as
 in the server. Medians of many calls; the machine is noisy. The goal: at most 1 s for the
@@ -8,31 +8,30 @@ whole explanation of one drawing (decode, preprocess, integrated gradients, pict
 """
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from gradio_client import Client, handle_file
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import predict_speed  # noqa: E402  (its timing helpers; this folder is on the path)
-from drawn_digits import draw  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from live_server import serve  # noqa: E402
-
-import app  # noqa: E402  (loads the model, sets one torch thread)
-import explain  # noqa: E402
-import preprocess  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import app
+import explain
+import preprocess
+from benchmarks import predict_speed  # its timing helpers
+from harness.drawn import draw
+from harness.server import serve
+from mnist import DATA_DIR, load_mnist
 
 CALLS = 200
 ROUND_TRIPS = 40  # through a real server: PNG encoding of the three pictures included
 DRAWINGS = 20
+
+
+app.configure_server()  # one torch thread a request, as the server reads
+READER = app.Reader.load()
 
 
 def milliseconds(function, inputs) -> list[float]:
@@ -55,18 +54,18 @@ def main() -> None:
         payloads.append({"background": None, "layers": [], "composite": {"path": str(path)}})
     canvases = [np.asarray(Image.open(p["composite"]["path"]).convert("RGBA")) for p in payloads]
     inputs = [preprocess.to_model_input(c) for c in canvases]
-    explained = [explain.explain(app.MODEL, x) for x in inputs]
+    explained = [explain.explain(READER.model, x) for x in inputs]
 
     print(f"torch threads: {torch.get_num_threads()}, {CALLS} calls each, {width}x{height} canvas")
     report(
         "explain_drawing (the /explain endpoint's work)",
-        milliseconds(app.explain_drawing, payloads),
+        milliseconds(READER.explain_drawing, payloads),
     )
     for steps in (32, 64, explain.IG_STEPS, 2 * explain.IG_STEPS):
         report(
             f"  explain(): IG, {steps:3} steps (completeness error "
             f"{100 * completeness_error(inputs, steps):.2f}%)",
-            milliseconds(lambda x, s=steps: explain.explain(app.MODEL, x, s), inputs),
+            milliseconds(lambda x, s=steps: explain.explain(READER.model, x, s), inputs),
         )
     pairs = list(zip(inputs, explained, strict=True))
     report(
@@ -79,7 +78,7 @@ def main() -> None:
     report(
         "  conv2 grid (64 maps)", milliseconds(lambda e: explain.feature_grid(e.conv2), explained)
     )
-    report("predict (the live label), for comparison", milliseconds(app.answer, canvases))
+    report("predict (the live label), for comparison", milliseconds(READER.answer, canvases))
     with serve() as url:
         client = Client(url, verbose=False, ssl_verify=False)
         sketches = [
@@ -102,7 +101,7 @@ def completeness_error(inputs: list[torch.Tensor], steps: int) -> float:
     """Median of |sum of attributions - logit change| / |logit change|: the integral's error."""
     errors = []
     for x in inputs:
-        seen = explain.explain(app.MODEL, x, steps)
+        seen = explain.explain(READER.model, x, steps)
         errors.append(abs(float(seen.attributions.sum()) / seen.logit_change - 1))
     return statistics.median(errors)
 

@@ -1,9 +1,9 @@
 """How the app reads what people draw, on drawings it never trained on.
 
-    .venv/bin/python benchmarks/heldout.py [--count 200] [--seed 0] [--weights PATH]
+    .venv/bin/python -m benchmarks.heldout [--count 200] [--seed 0] [--weights PATH]
         [--threshold T] [--sweep 0,0.5,0.8,...] [--failures sheet.png]
 
-Every drawing of tests/heldout_drawings.py goes through the full reading path
+Every drawing of harness/heldout.py goes through the full reading path
 (reading.read: split into glyphs, preprocess, model, threshold), as a sketch or an upload
 would, and the benchmark prints:
   - non-digits (Hershey letters, Greek, symbols, hand-drawn shapes, doodles) answered
@@ -40,14 +40,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import heldout_drawings as heldout  # noqa: E402
-
-import reading  # noqa: E402
-from model import WEIGHTS_PATH, WeightsError, load_model, read_metadata  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import reading
+from harness import heldout
+from mnist import DATA_DIR, load_mnist
+from model import WEIGHTS_PATH, WeightsError, load_model, read_metadata
 
 NON_DIGIT_GOAL = 0.90
 NUMBER_GOAL = 0.95

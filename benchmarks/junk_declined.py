@@ -1,7 +1,7 @@
 """How often the reader says "not a digit" for the wrong cuts a segmentation search makes,
 and for taps on the canvas, model alone (no glyph split), against a weights file.
 
-    .venv/bin/python benchmarks/junk_declined.py [--weights PATH] [--count 3000]
+    .venv/bin/python -m benchmarks.junk_declined [--weights PATH] [--count 3000]
 
 Wrong cuts: synth.segmentation_junk made from MNIST *test* digits (training makes them from
 training digits), by kind: half a digit, a digit with a slice of its neighbour, two touching
@@ -11,18 +11,17 @@ test digits, read right and declined at the weights' min_confidence.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import preprocess  # noqa: E402
-import synth  # noqa: E402
-from model import WEIGHTS_PATH, load_model, read_metadata  # noqa: E402
-from train import DATA_DIR, load_mnist, to_inputs  # noqa: E402
+import preprocess
+import synth
+from mnist import DATA_DIR, load_mnist
+from model import WEIGHTS_PATH, load_model, read_metadata
+from train import to_inputs
 
 KINDS = ("half a digit", "digit and a slice", "two touching digits")  # segmentation_junk's order
 CANVAS, BRUSH, MAX_SLIDE = (560, 280), 18, 24

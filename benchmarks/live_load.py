@@ -1,6 +1,6 @@
 """The live canvas under load: simulated visitors drawing at once, as the page sends.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/live_load.py [--visitors 16] [--strokes 2000]
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.live_load [--visitors 16] [--strokes 2000]
         [--parts cpu visitors memory]
 
 Starts `python app.py`, then, each part on the same server:
@@ -25,7 +25,6 @@ The visitors are threads of this process, on the same 2 cores as the server.
 import argparse
 import base64
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -33,18 +32,14 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from drawn_digits import paint, pixel_strokes  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from live_server import cpu_seconds, rss_mb, serve, server_pid  # noqa: E402
-from page_client import Visitor, data_url  # noqa: E402
-
-import app  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import app
+from harness.drawn import paint, pixel_strokes
+from harness.server import cpu_seconds, rss_mb, serve, server_pid
+from harness.visitor import Visitor, data_url
+from mnist import DATA_DIR, load_mnist
 
 SEND_EVERY_S = app.SEND_EVERY_MS / 1000
 STROKE_S = 3.0  # a long stroke: 30 pictures, then pen-up

@@ -1,6 +1,6 @@
 """How the server holds up under load: concurrent gradio_client clients on /predict.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/load.py [--concurrency 1 2 4]
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.load [--concurrency 1 2 4]
 
 Each setting starts `python app.py` with GRADIO_DEFAULT_CONCURRENCY_LIMIT set, then
 16 clients (threads, each with its own Client and its own drawn MNIST digit) send 25
@@ -16,22 +16,17 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from drawn_digits import draw  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from live_server import cpu_seconds, serve, server_pid  # noqa: E402
-
-from train import DATA_DIR, load_mnist  # noqa: E402
+from harness.drawn import draw
+from harness.server import cpu_seconds, serve, server_pid
+from mnist import DATA_DIR, load_mnist
 
 CLIENTS = {"Client(url)": {}, "Client(url, ssl_verify=False)": {"ssl_verify": False}}
 

@@ -1,10 +1,10 @@
 """How well and how fast the app reads photos and scans of digits written on paper.
 
-    nice -n 10 .venv/bin/python benchmarks/photos.py [--count 12] [--seed 0] [--calls 30]
+    nice -n 10 .venv/bin/python -m benchmarks.photos [--count 12] [--seed 0] [--calls 30]
         [--failures DIR]
 
 MNIST test digits (never trained on), and numbers of 2 to 4 of them (not touching), are
-written in ballpoint or pencil and photographed or scanned by tests/photographed.py: even
+written in ballpoint or pencil and photographed or scanned by harness/photographed.py: even
 light, light falloff, the desk around the sheet, a hard shadow, ruled and squared paper,
 blur, small ink (under 0.5% of the picture) and flatbed scans, at sizes from 1200x900 to
 4000x3000 (12 megapixels), saved as JPEG. Each file's bytes go through the app's upload
@@ -20,7 +20,6 @@ import argparse
 import collections
 import io
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -29,15 +28,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import photographed  # noqa: E402
-
-import preprocess  # noqa: E402
-import reading  # noqa: E402
-from model import load_model, read_metadata  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import preprocess
+import reading
+from harness import photographed
+from mnist import DATA_DIR, load_mnist
+from model import load_model, read_metadata
 
 GOAL = 0.95
 SPEED_GOAL_MS = 150

@@ -1,6 +1,6 @@
 """What the training report adds to a run of train.py: its end, before and after.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/report_cost.py
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.report_cost
 
 Before: the test accuracy (one pass over the 10,000 test images) and the weights file.
 After: the same pass as predictions, the misread digits, the history CSV, the report
@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
+import report
+from mnist import DATA_DIR, load_mnist
+from model import load_model, read_metadata, save_weights, write_atomically
+from train import accuracy, parse_args, predict, to_inputs
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import report  # noqa: E402
-from model import load_model, read_metadata, save_weights, write_atomically  # noqa: E402
-from train import DATA_DIR, accuracy, load_mnist, parse_args, predict, to_inputs  # noqa: E402
-
 REPEATS = 5
 EPOCHS = parse_args([]).epochs  # the default run's
 

@@ -1,6 +1,6 @@
 """How long a program waits for an answer: gradio_client round trips to a local server.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/round_trip.py
+    flock /tmp/cpu.lock .venv/bin/python -m benchmarks.round_trip
 
 Starts `python app.py` on loopback, then times client.predict on both endpoints with a
 drawn MNIST test digit (upload of the file included), one call at a time. The `None`
@@ -12,21 +12,16 @@ SSL context (loading the CA bundle) for each of its HTTP requests: most of its t
 """
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from drawn_digits import draw  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from live_server import serve  # noqa: E402
-
-from train import DATA_DIR, load_mnist  # noqa: E402
+from harness.drawn import draw
+from harness.server import serve
+from mnist import DATA_DIR, load_mnist
 
 CALLS = 60
 WARM_UP = 5

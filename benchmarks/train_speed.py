@@ -2,7 +2,7 @@
 DataLoader(ToTensor()) loop, and against the usual way to augment (per-image RandomAffine
 in the DataLoader), side by side in one run; then batch-1 inference latency.
 
-    python benchmarks/train_speed.py [--steps 60] [--rounds 5]
+    python -m benchmarks.train_speed [--steps 60] [--rounds 5]
 
 All loops use the same model, optimiser, batch size and step function (in bfloat16
 autocast where train.py uses it), so the difference is the data path alone (plus, for
@@ -12,18 +12,16 @@ bfloat16: the speed train.py gets on a CPU without AMX units.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torchvision
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model import IMAGE_SIZE, ConvNet  # noqa: E402
-from synth import augment, pen_paths  # noqa: E402
-from train import DATA_DIR, load_mnist, to_inputs, train_step, uses_bfloat16  # noqa: E402
+from augment import augment, pen_paths
+from mnist import DATA_DIR, load_mnist
+from model import IMAGE_SIZE, ConvNet
+from train import to_inputs, train_step, uses_bfloat16
 
 BFLOAT16 = uses_bfloat16(torch.device("cpu"))
 

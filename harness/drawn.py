@@ -1,22 +1,26 @@
 """Real MNIST digits redrawn the way visitors draw on the sketchpad.
 
-The test of preprocessing and benchmarks/accuracy.py both need drawings whose true label
+Tests and benchmarks (benchmarks/accuracy.py among them) need drawings whose true label
 is known. Each MNIST digit is thinned to its pen path and drawn again with a round brush:
 on a canvas of random size, at a random size and place, with a thin to very thick pen,
 in black or a colour, on white or on a transparent background (what a canvas exports).
+`number_canvas` sets a few of them side by side on the app's canvas, as a number.
 """
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from synth import skeletonize
+from augment import skeletonize
 
 CANVAS_SIDES = (300, 800)  # each side of the canvas, pixels
 DIGIT_FRACTIONS = (0.20, 0.85)  # the drawing's longer side, as a fraction of the canvas's shorter
 PEN_FRACTIONS = (0.03, 0.30)  # pen width as a fraction of the drawing's size: thin to very thick
 INKS = ((0, 0, 0), (0, 0, 0), (0, 0, 0), (20, 40, 160), (200, 20, 20), (0, 120, 0), (120, 0, 140))
 PATH_SCALE = 4  # the digit is thinned at 112x112, which keeps its strokes' shape
+APP_CANVAS = (560, 280)  # width, height (app.CANVAS_SIZE): what the sketchpad exports
+APP_PEN = 18  # pixels (2 x app.BRUSH_RADIUS): the sketchpad's stroke width
+BOX_SLACK = 3  # pixels a read box may be off number_canvas's: read at half size, faint edge dropped
 
 
 def drawings(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
@@ -146,3 +150,41 @@ def pen_strokes(digit: np.ndarray) -> list[np.ndarray]:
             strokes.append(np.array([(c, r) for r, c in walk], dtype=float))
             near.update((r + dr, c + dc) for r, c in walk for dr in (-1, 0, 1) for dc in (-1, 0, 1))
     return strokes
+
+
+def number_canvas(
+    digits: list[np.ndarray],
+    rng: np.random.Generator,
+    size: tuple[int, int] = APP_CANVAS,
+    height_fraction: float = 0.6,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """MNIST digits redrawn with a round pen, side by side (one to a slot, not touching), in
+    black on a transparent canvas as the sketchpad exports it; and each digit's ink box."""
+    width, height = size
+    slot = width // len(digits)
+    margin = slot // 10  # digits at most 0.8 of a slot wide: at least 2 margins apart
+    alpha = np.zeros((height, width), np.uint8)
+    boxes = []
+    for k, digit in enumerate(digits):
+        drawing = draw(digit, rng, pen_fraction=0.12, canvas_size=(300, 300)).convert("RGBA")
+        ink = Image.fromarray(255 - np.asarray(_on_white(drawing)).min(axis=2))
+        ink = ink.crop(ink.getbbox())
+        scale = min(height_fraction * height / ink.height, 0.8 * slot / ink.width)
+        ink = ink.resize((max(1, round(ink.width * scale)), max(1, round(ink.height * scale))))
+        left = k * slot + margin + int(rng.integers(0, slot - 2 * margin - ink.width + 1))
+        top = int(rng.integers(0, height - ink.height + 1))
+        alpha[top : top + ink.height, left : left + ink.width] = np.asarray(ink)
+        boxes.append((left, top, left + ink.width, top + ink.height))
+    return _black_ink(alpha), boxes
+
+
+def _on_white(drawing: Image.Image) -> Image.Image:
+    white = Image.new("RGBA", drawing.size, "white")
+    white.alpha_composite(drawing)
+    return white.convert("RGB")
+
+
+def _black_ink(alpha: np.ndarray) -> np.ndarray:
+    canvas = np.zeros(alpha.shape + (4,), np.uint8)
+    canvas[..., 3] = alpha
+    return canvas

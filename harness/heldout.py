@@ -16,7 +16,7 @@ a number), and taps, dabs, short ticks and small scribbles, which are no digit.
 
 EVALUATION ONLY: nothing here (Hershey fonts, handwriting fonts, UCI digits) may ever be
 trained on, or the benchmark stops measuring other writers. Everything is drawn with
-drawn_digits' pen and canvases: one round pen of random width, black or coloured ink, on
+harness.drawn's pen and canvases: one round pen of random width, black or coloured ink, on
 white or transparent canvases.
 """
 
@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from drawn_digits import (
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from harness.drawn import (
+    APP_CANVAS,
+    APP_PEN,
     CANVAS_SIDES,
     DIGIT_FRACTIONS,
     INKS,
@@ -37,8 +42,6 @@ from drawn_digits import (
     paint,
     pixel_strokes,
 )
-from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 
 class Drawing(NamedTuple):
@@ -138,7 +141,7 @@ def handwriting_fonts() -> tuple[list[Path], list[str]]:
 
 def handwriting_digits(count: int, seed: int = 0) -> Iterator[Drawing]:
     """`count` digits typeset in the installed handwriting fonts (none if none is), tilted
-    a little, in a random ink and place on a canvas as drawn_digits makes them."""
+    a little, in a random ink and place on a canvas as harness.drawn makes them."""
     fonts = handwriting_fonts()[0]
     rng = np.random.default_rng([seed, 104])
     for _ in range(count if fonts else 0):
@@ -195,7 +198,7 @@ def mnist_plain(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 
 
 
 def mnist_drawn(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0):
-    """`count` MNIST test digits redrawn canvas-style (drawn_digits)."""
+    """`count` MNIST test digits redrawn canvas-style (harness.drawn)."""
     rng = np.random.default_rng([seed, 103])
     for index in rng.permutation(len(images))[:count]:
         picture = draw(np.asarray(images[index]), rng, float(rng.uniform(*PEN_FRACTIONS)))
@@ -512,11 +515,9 @@ _NON_DIGIT_MAKERS = {
 
 
 # --- On the app's own canvas: touching numbers, pen lifts, taps --------------------------
-# Drawn as a visitor draws on the sketchpad: the 560x280 canvas, the 18 px brush, black ink,
-# exported transparent or composited on white.
+# Drawn as a visitor draws on the sketchpad: the 560x280 canvas, the 18 px brush (APP_CANVAS,
+# APP_PEN), black ink, exported transparent or composited on white.
 
-APP_CANVAS = (560, 280)  # width, height (app.CANVAS_SIZE)
-APP_PEN = 18  # pixels (2 x app.BRUSH_RADIUS)
 APP_HEIGHT = (0.45, 0.85)  # a digit's height, as a fraction of the canvas height
 TOUCH_OVERLAP = (0.01, 0.08)  # once neighbours touch, they overlap by this much of the height
 TOUCH_GAP_LENGTHS = (2, 3, 4)
@@ -608,7 +609,7 @@ def taps(kind: str, count: int, seed: int = 0) -> Iterator[Drawing]:
 
 def uci_redrawn(count: int, seed: int = 0) -> Iterator[Drawing]:
     """`count` UCI digits (other writers) made MNIST-like (20 px box in 28x28), thinned to
-    their pen path and redrawn with a round pen as drawn_digits redraws MNIST's."""
+    their pen path and redrawn with a round pen as harness.drawn redraws MNIST's."""
     from sklearn.datasets import load_digits  # evaluation only; never train on these
 
     images, labels = load_digits(return_X_y=True)

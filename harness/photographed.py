@@ -1,6 +1,6 @@
 """Real MNIST test digits written on paper and photographed, the way people upload them.
 
-Each digit is thinned to its pen path (tests/drawn_digits.py) and written in ballpoint
+Each digit is thinned to its pen path (harness/drawn.py) and written in ballpoint
 (blue or black) or pencil (grey, grainy) on a sheet of paper, then photographed or scanned:
 
     even light     the sheet fills the picture, the light nearly even
@@ -21,8 +21,9 @@ import io
 from typing import NamedTuple
 
 import numpy as np
-from drawn_digits import paint, pixel_strokes
 from PIL import Image, ImageDraw, ImageFilter
+
+from harness.drawn import paint, pixel_strokes
 
 CONDITIONS = (
     "even light",

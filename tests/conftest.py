@@ -1,15 +1,10 @@
-"""Shared fixtures: the real MNIST test set and the committed model."""
-
-import sys
-from pathlib import Path
+"""Shared fixtures: the real MNIST test set, the committed model and the app's reader."""
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from model import load_model  # noqa: E402
-from train import DATA_DIR, load_mnist  # noqa: E402
+import app
+from mnist import DATA_DIR, load_mnist
+from model import load_model
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +17,9 @@ def mnist_test():
 def model():
     """The committed weights, loaded once."""
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def reader():
+    """The app's reader of the committed weights: the model at its threshold."""
+    return app.Reader.load()

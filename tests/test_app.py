@@ -12,16 +12,15 @@ import zlib
 
 import numpy as np
 import pytest
-from drawn_digits import draw
 from gradio_client import Client, handle_file
-from live_server import ROOT, serve
-from page_client import Visitor, data_url
 from PIL import Image
-from test_reading import BOX_SLACK, number_canvas
 
 import app
 import preprocess
 import reading
+from harness.drawn import BOX_SLACK, draw, number_canvas
+from harness.server import ROOT, serve
+from harness.visitor import Visitor, data_url
 from model import WEIGHTS_PATH, load_model, read_metadata, save_weights
 from report import report_path
 
@@ -44,7 +43,7 @@ def confidences(label: dict) -> dict[str, float]:
     return {c["label"]: c["confidence"] for c in label["confidences"]}
 
 
-def test_both_endpoints_answer_as_the_app_computes(server, mnist_test, tmp_path):
+def test_both_endpoints_answer_as_the_app_computes(reader, server, mnist_test, tmp_path):
     """Real digits through the server give the in-process answer: ten probabilities, the
     28x28 picture the model saw, and the reading as JSON."""
     client, _ = server
@@ -71,7 +70,7 @@ def test_both_endpoints_answer_as_the_app_computes(server, mnist_test, tmp_path)
             assert json["digits"][0]["digit"] == str(labels[i])
             assert json["digits"][0]["confidence"] == pytest.approx(got[str(labels[i])], abs=1e-4)
             if image is not None:
-                expected = app.read_picture(image)
+                expected = reader.read(image)
                 assert got == pytest.approx(confidences(app.label_value(expected)), abs=1e-5)
                 assert np.array_equal(gray(preview), app.seen_image(expected))
                 assert json == expected.as_json()
@@ -81,7 +80,7 @@ def gray(preview: np.ndarray) -> np.ndarray:
     return preview[..., 0] if preview.ndim == 3 else preview
 
 
-def test_a_number_through_both_endpoints(server, mnist_test, tmp_path):
+def test_a_number_through_both_endpoints(reader, server, mnist_test, tmp_path):
     """Three real digits side by side on the app's canvas: read as a number, each digit's
     best readings labelled by position, every glyph's 28x28 in order, and the JSON's boxes
     in the picture's own pixels, for a sketch and for a twice bigger photo."""
@@ -104,14 +103,14 @@ def test_a_number_through_both_endpoints(server, mnist_test, tmp_path):
         tops = [next(r for r in rows if r.startswith(o)) for o in reading.ORDINALS[:3]]
         assert tops == [f"{o}: {d}" for o, d in zip(reading.ORDINALS, truth, strict=False)]
         for entry, digit, box in zip(json["digits"], truth, boxes, strict=True):
-            assert entry["digit"] == digit and entry["confidence"] >= app.MIN_CONFIDENCE
+            assert entry["digit"] == digit and entry["confidence"] >= reader.min_confidence
             true_box = np.multiply(box, scale)
             assert np.abs(np.subtract(entry["box"], true_box)).max() <= BOX_SLACK * scale, api
         preview = gray(np.asarray(Image.open(seen)))
         assert preview.shape == (28, 3 * 28 + 2 * app.GLYPH_GAP)
         assert (preview[:, 28 : 28 + app.GLYPH_GAP] == app.GAP_SHADE).all()
         if api == "/predict":  # the sketch's pixels are the canvas's: the in-process answer
-            expected = app.read_picture(canvas)
+            expected = reader.read(canvas)
             assert np.array_equal(preview, app.seen_image(expected))
             assert json == expected.as_json()
             assert confidences(label) == pytest.approx(
@@ -208,7 +207,9 @@ def canvas_drawing(digit: np.ndarray, seed: int) -> Image.Image:
     )
 
 
-def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(server, mnist_test):
+def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(
+    reader, server, mnist_test
+):
     """The page's own events on a live server: each picture gets the in-process label and
     JSON; only the picture at pen-up changes what the model saw and what the explanation
     reads, and it explains that picture."""
@@ -217,7 +218,7 @@ def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(s
     images, labels = (t.numpy() for t in mnist_test)
     for i in range(4):
         picture = canvas_drawing(images[i], i)
-        expected = app.read_picture(np.asarray(picture))
+        expected = reader.read(np.asarray(picture))
         for pen_up in (False, True):
             done = visitor.send(data_url(picture), pen_up=pen_up)
             assert done["success"]
@@ -232,7 +233,7 @@ def test_the_canvas_event_reads_as_the_app_computes_and_explains_once_a_stroke(s
         explained = visitor.explain()
         top = explained["output"]["data"][0]
         assert top["label"] == str(labels[i])
-        in_process = app.explain_picture(np.asarray(picture))[0]
+        in_process = reader.explain_picture(np.asarray(picture))[0]
         shown = confidences(top)  # the top three
         assert shown == pytest.approx({k: in_process[k] for k in shown}, abs=1e-5)
     visitor.close()
@@ -257,7 +258,9 @@ def test_a_picture_far_larger_than_the_canvas_is_refused_before_decoding():
         with pytest.raises(preprocess.ImageError, match="not the canvas's"):
             app.canvas_picture({"png": claim, "pen_up": True})
     with pytest.raises(preprocess.ImageError, match="not the canvas's"):  # by its length alone
-        app.canvas_picture({"png": "data:image/png;base64," + "A" * app.MAX_DATA_URL_CHARS})
+        app.canvas_picture(
+            {"png": "data:image/png;base64," + "A" * (4 * app.MAX_PICTURE_PIXELS * 4 // 3 + 1)}
+        )
 
 
 def test_bad_canvas_values_get_a_message_and_the_server_stays_up(server, tmp_path):
@@ -286,19 +289,20 @@ def test_bad_canvas_values_get_a_message_and_the_server_stays_up(server, tmp_pat
         assert done["success"], name
         label, seen, reading_json, _ = done["output"]["data"]
         assert seen is None and label["confidences"] is None, name
-        expected = app.TOO_BIG_PICTURE if name == "16 times the canvas" else app.BAD_CANVAS_VALUE
+        too_big = preprocess.TOO_BIG_DRAWING.format(app.MAX_PICTURE_PIXELS)
+        expected = too_big if name == "16 times the canvas" else preprocess.NOT_A_PNG
         assert label["label"] == expected and reading_json["message"] == expected, name
         assert reading_json["status"] == "unreadable", name
     assert refused_in < 10  # refused from its header, not decoded (a slow machine's margin)
     top = visitor.explain()["output"]["data"][0]  # the explanation of a bad picture: a message
-    assert top["label"] == app.TOO_BIG_PICTURE
+    assert top["label"] == preprocess.TOO_BIG_DRAWING.format(app.MAX_PICTURE_PIXELS)
     done = visitor.send(data_url(Image.new("RGB", app.CANVAS_SIZE, "white")), pen_up=True)
     assert done["output"]["data"][0]["label"] == app.HINT  # and the server reads on
     assert "Traceback" not in log.read_text()
     visitor.close()
 
 
-def test_about_view_shows_the_shipped_weights_header(server):
+def test_about_view_shows_the_shipped_weights_header(reader, server):
     """The page's "About the model", as the server sends it, states the weights' own facts."""
     client, _ = server
     with urllib.request.urlopen(client.src + "config", timeout=30) as response:
@@ -309,7 +313,7 @@ def test_about_view_shows_the_shipped_weights_header(server):
     assert f"| {float(meta['test_accuracy']):.2%} |" in training
     assert f"| Epochs | {meta['epochs']} |" in training
     assert f"| Seed | {meta['seed']} |" in training and f"| Date | {meta['date']} |" in training
-    params = sum(p.numel() for p in app.MODEL.parameters())
+    params = sum(p.numel() for p in reader.model.parameters())
     assert f"{params:,} parameters" in shown["about-architecture"]
     if report_path(WEIGHTS_PATH).exists():
         assert shown["training-report"]["orig_name"] == report_path(WEIGHTS_PATH).name

@@ -11,29 +11,19 @@ import math
 from io import BytesIO
 
 import pytest
-from live_server import ROOT, serve
-from page_client import Visitor
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 import app
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
+from harness.server import ROOT, serve
+from harness.visitor import Visitor
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 INSIDE_SCREENSHOT = ROOT / "docs" / "inside.png"
 INSIDE_PICTURES = {"#saliency img": 280, "#conv1 img": 590, "#conv2 img": 590}  # px wide
 CANVAS = "#sketchpad canvas"
 LABEL_TIMEOUT_MS = 15_000  # a busy 2-core machine
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 412, "height": 915}
 
 # Digits as a hand draws them: strokes of (x, y) points, as fractions of the drawing area.
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]

@@ -4,14 +4,14 @@ and the committed model, in-process and through a real server."""
 import numpy as np
 import pytest
 import torch
-from drawn_digits import draw
 from gradio_client import Client, handle_file
-from live_server import serve
 from PIL import Image
 from scipy import ndimage
 
 import app
 import explain
+from harness.drawn import draw
+from harness.server import serve
 
 DIGITS = 40  # the first MNIST test digits
 INK = 0.1  # a pixel this bright is ink
@@ -61,7 +61,7 @@ def test_attributions_add_up_to_the_logit_change_from_a_black_image(model, expla
     assert float(finer.attributions.sum()) == pytest.approx(finer.logit_change, abs=0.01)
 
 
-def test_saliency_lies_on_and_around_the_ink(explained):
+def test_saliency_lies_on_and_around_the_ink(reader, explained):
     """At least 80% of the attribution, and most of its positive part, is on the digit's
     ink (grown by a pixel); the positive part outweighs the negative for a sure answer (at
     least even odds). (An unsure one can fall below the black image's logit: the blank,
@@ -72,7 +72,7 @@ def test_saliency_lies_on_and_around_the_ink(explained):
         a = seen.attributions.numpy()
         assert np.abs(a)[near_ink].sum() >= 0.8 * np.abs(a).sum()
         assert a.clip(min=0)[near_ink].sum() >= 0.8 * a.clip(min=0).sum()
-        if seen.probabilities.max() >= max(app.MIN_CONFIDENCE, SURE):
+        if seen.probabilities.max() >= max(reader.min_confidence, SURE):
             assert a.clip(min=0).sum() > -a.clip(max=0).sum()
 
 
@@ -166,15 +166,15 @@ def test_feature_grids_show_each_map_in_its_own_tile(explained):
             assert brightness[peak] == brightness.max()
 
 
-def test_explain_drawing_answers_a_drawing_and_says_why_it_cannot(mnist_test, tmp_path):
+def test_explain_drawing_answers_a_drawing_and_says_why_it_cannot(reader, mnist_test, tmp_path):
     images, labels = (t.numpy() for t in mnist_test)
     draw(images[0], np.random.default_rng(0), pen_fraction=0.12).save(tmp_path / "seven.png")
     payload = {"background": None, "layers": [], "composite": {"path": str(tmp_path / "seven.png")}}
-    top, saliency, conv1, conv2 = app.explain_drawing(payload)
+    top, saliency, conv1, conv2 = reader.explain_drawing(payload)
     assert max(top, key=top.get) == str(labels[0])
     assert saliency.shape == (280, 280, 3) and conv1.shape[1] == conv2.shape[1]
-    assert app.explain_drawing(None) == (app.HINT, None, None, None)
-    message, *pictures = app.explain_drawing(payload, 2)
+    assert reader.explain_drawing(None) == (app.HINT, None, None, None)
+    message, *pictures = reader.explain_drawing(payload, 2)
     assert message == "There is no digit 2: the drawing has 1 digit." and pictures == [None] * 3
 
 

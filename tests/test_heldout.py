@@ -1,12 +1,12 @@
 """The held-out drawings are what they claim, and the model reads them as it should."""
 
-import heldout_drawings as heldout
 import numpy as np
 import pytest
 from scipy import ndimage
 
 import preprocess
 import reading
+from harness import heldout
 from model import read_metadata
 
 COUNT = 12  # per set: enough to meet every kind of make, fast enough to run always

@@ -25,7 +25,7 @@ from train import accuracy, to_inputs
 
 CASES = WEIGHTS_PATH.parent.parent.parent / "shared" / "cases"
 MIN_CONFIDENCE = float(read_metadata()["min_confidence"])
-JUNK_DECLINED = 0.9  # of wrong cuts; the shipped weights decline 94.5% of 3,000 (README, Measured)
+JUNK_DECLINED = 0.9  # of wrong cuts; the shipped weights decline 94.5% (docs/MEASUREMENTS.md)
 
 
 def test_shapes_logits_and_parameter_count():

@@ -7,63 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from drawn_digits import draw, paint
-from heldout_drawings import touching_canvas
 from PIL import Image
 
 import app
 import preprocess
 import reading
+import segment
+from harness.drawn import APP_CANVAS, APP_PEN, BOX_SLACK, number_canvas, paint
+from harness.heldout import touching_canvas
 
 CANVAS = app.CANVAS_SIZE  # width, height: what the sketchpad exports
 PEN = 2 * app.BRUSH_RADIUS  # the sketchpad's stroke width, canvas pixels
-BOX_SLACK = 3  # pixels: the canvas is shrunk 2x to be read, and the faintest edge is dropped
 NUMBERS = 12  # numbers of 2 to 4 MNIST test digits, drawn side by side
 CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"  # ../shared/cases
 TOUCHING_PAIRS = [(1, 0), (4, 7), (2, 3), (9, 1), (3, 8)]  # digits, by label
 
 
-def glyphs(model, canvas: np.ndarray) -> list[preprocess.Glyph]:
+def glyphs(reader, canvas: np.ndarray) -> list[preprocess.Glyph]:
     """The glyphs the reading chose for a canvas (the search's best path)."""
-    return reading.read(canvas, model, app.MIN_CONFIDENCE).glyphs
-
-
-def number_canvas(
-    digits: list[np.ndarray],
-    rng: np.random.Generator,
-    size: tuple[int, int] = CANVAS,
-    height_fraction: float = 0.6,
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """MNIST digits redrawn with a round pen, side by side (one to a slot, not touching), in
-    black on a transparent canvas as the sketchpad exports it; and each digit's ink box."""
-    width, height = size
-    slot = width // len(digits)
-    margin = slot // 10  # digits at most 0.8 of a slot wide: at least 2 margins apart
-    alpha = np.zeros((height, width), np.uint8)
-    boxes = []
-    for k, digit in enumerate(digits):
-        drawing = draw(digit, rng, pen_fraction=0.12, canvas_size=(300, 300)).convert("RGBA")
-        ink = Image.fromarray(255 - np.asarray(_on_white(drawing)).min(axis=2))
-        ink = ink.crop(ink.getbbox())
-        scale = min(height_fraction * height / ink.height, 0.8 * slot / ink.width)
-        ink = ink.resize((max(1, round(ink.width * scale)), max(1, round(ink.height * scale))))
-        left = k * slot + margin + int(rng.integers(0, slot - 2 * margin - ink.width + 1))
-        top = int(rng.integers(0, height - ink.height + 1))
-        alpha[top : top + ink.height, left : left + ink.width] = np.asarray(ink)
-        boxes.append((left, top, left + ink.width, top + ink.height))
-    return _black_ink(alpha), boxes
-
-
-def _on_white(drawing: Image.Image) -> Image.Image:
-    white = Image.new("RGBA", drawing.size, "white")
-    white.alpha_composite(drawing)
-    return white.convert("RGB")
-
-
-def _black_ink(alpha: np.ndarray) -> np.ndarray:
-    canvas = np.zeros(alpha.shape + (4,), np.uint8)
-    canvas[..., 3] = alpha
-    return canvas
+    return reader.read(canvas).glyphs
 
 
 def strokes_canvas(strokes, size: tuple[int, int] = CANVAS, pen: float = PEN) -> np.ndarray:
@@ -113,7 +75,12 @@ SMILEY = (
 )
 
 
-def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
+def test_the_harness_draws_on_the_apps_canvas():
+    """harness/ draws without importing the app: its canvas and brush are copies of the app's."""
+    assert APP_CANVAS == app.CANVAS_SIZE and APP_PEN == 2 * app.BRUSH_RADIUS
+
+
+def test_digits_side_by_side_are_glyphs_in_reading_order(reader, mnist_test):
     """2 to 4 real digits on the wide canvas: one glyph each, left to right, each box
     around its digit in the canvas's pixels, and the number read."""
     images, labels = (t.numpy() for t in mnist_test)
@@ -122,12 +89,12 @@ def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
     for _ in range(NUMBERS):
         chosen = rng.choice(len(images), size=int(rng.integers(2, 5)), replace=False)
         canvas, boxes = number_canvas([images[i] for i in chosen], rng)
-        found = glyphs(model, canvas)
+        found = glyphs(reader, canvas)
         assert len(found) == len(chosen)
         for glyph, box in zip(found, boxes, strict=True):
             assert np.abs(np.subtract(glyph.box, box)).max() <= BOX_SLACK, (glyph.box, box)
             assert glyph.input.shape == (1, 1, 28, 28)
-        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        result = reader.read(canvas)
         truth = "".join(str(labels[i]) for i in chosen)
         exact += result.status == "number" and result.text == truth
         json = result.as_json()
@@ -136,19 +103,19 @@ def test_digits_side_by_side_are_glyphs_in_reading_order(mnist_test, model):
 
 
 @pytest.mark.parametrize("shape, digit", [(ONE_WITH_FLAG, "1"), (SEVEN_WITH_BAR, "7")])
-def test_european_ones_and_sevens_are_read(model, shape, digit):
+def test_european_ones_and_sevens_are_read(reader, model, shape, digit):
     for side, left in [(220, 170), (120, 60), (60, 400)]:
         canvas = strokes_canvas(placed(shape, left, 40, side))
-        assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
+        assert reader.read(canvas).text == digit
 
 
-def test_each_glyph_is_read_from_its_own_ink_only(model):
+def test_each_glyph_is_read_from_its_own_ink_only(reader, model):
     """A 2 whose base runs on under the 1 written after it (not touching): two glyphs whose
     boxes overlap, each read from what its shape alone gives, the other's ink masked out."""
     two = [[(100, 90), (160, 40), (220, 90), (110, 240), (330, 240)]]
     one = [[(300, 40), (300, 200)]]
     canvas = strokes_canvas(two + one)
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    result = reader.read(canvas)
     assert result.text == "21"
     first, second = result.glyphs
     assert first.box[2] > second.box[0]  # the boxes do overlap
@@ -157,42 +124,42 @@ def test_each_glyph_is_read_from_its_own_ink_only(model):
 
 
 @pytest.mark.parametrize("shape, digit", [(FIVE, "5"), (FOUR, "4")])
-def test_a_digit_in_separate_strokes_is_one_glyph(model, shape, digit):
+def test_a_digit_in_separate_strokes_is_one_glyph(reader, shape, digit):
     """A 5 with a detached top bar, a 4 in two strokes: one glyph, read as the digit,
     alone or as part of a number."""
     for side, left in [(220, 170), (200, 40)]:
         canvas = strokes_canvas(placed(shape, left, 40, side))
-        (glyph,) = glyphs(model, canvas)
-        assert reading.read(canvas, model, app.MIN_CONFIDENCE).text == digit
+        (glyph,) = glyphs(reader, canvas)
+        assert reader.read(canvas).text == digit
     two = strokes_canvas(placed(shape, 40, 40, 200) + placed(shape, 300, 50, 190))
-    assert [g.box[0] < 280 for g in glyphs(model, two)] == [True, False]
-    assert reading.read(two, model, app.MIN_CONFIDENCE).text == digit * 2
+    assert [g.box[0] < 280 for g in glyphs(reader, two)] == [True, False]
+    assert reader.read(two).text == digit * 2
 
 
-def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test, model):
+def test_specks_and_stray_clicks_are_ignored_and_dots_join_their_digit(mnist_test, reader):
     images, _ = (t.numpy() for t in mnist_test)
     rng = np.random.default_rng(1)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], rng)
-    clean = glyphs(model, canvas)
+    clean = glyphs(reader, canvas)
     clicks = canvas.copy()
     far = [(x, y) for x in range(10, 560, 30) for y in range(10, 280, 30) if away(x, y, boxes)]
     for x, y in far[:: len(far) // 4][:4]:  # stray clicks: one brush dab each, away from ink
         clicks = np.maximum(clicks, strokes_canvas([[(x, y)]]))
     x, y = far[len(far) // 2]  # and a flick: bigger than a click, small beside the digits
     clicks = np.maximum(clicks, strokes_canvas([[(x, y), (x + 10, y - 6)]]))
-    assert [g.box for g in glyphs(model, clicks)] == [g.box for g in clean]
+    assert [g.box for g in glyphs(reader, clicks)] == [g.box for g in clean]
     left, top, right, bottom = boxes[1]
     dotted = np.maximum(canvas, strokes_canvas([[(right - 5, top - 4)]], pen=6))  # a pen slip
-    assert len(glyphs(model, dotted)) == len(clean)
+    assert len(glyphs(reader, dotted)) == len(clean)
     lone = strokes_canvas([[(280, 140)]])  # a lone click on an empty canvas
-    assert glyphs(model, lone) == [] and preprocess.to_model_input(lone) is None
+    assert glyphs(reader, lone) == [] and preprocess.to_model_input(lone) is None
 
 
-def test_a_smiley_is_not_a_digit(model):
+def test_a_smiley_is_not_a_digit(reader, model):
     """Its eyes (dabs of the pen, inside the face) are part of it, not marks of their own:
     the face reads as no digit, whichever way the search groups its pieces."""
     canvas = strokes_canvas(placed(SMILEY, 180, 30, 220))
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    result = reader.read(canvas)
     assert result.status == "not_a_digit"
     assert all(g.box[3] - g.box[1] > 110 for g in result.glyphs)  # no eye alone
 
@@ -204,40 +171,40 @@ def away(x: float, y: float, boxes, distance: float = 2 * PEN) -> bool:
     )
 
 
-def test_a_letter_between_digits_is_its_own_glyph(mnist_test, model):
+def test_a_letter_between_digits_is_its_own_glyph(mnist_test, reader):
     images, _ = (t.numpy() for t in mnist_test)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
     letter = strokes_canvas(placed(A, 200, 70, 150))
     middle = alone(canvas, boxes[1])
     canvas = np.maximum(canvas - middle, letter)  # the A replaces the middle digit
-    found = glyphs(model, canvas)
+    found = glyphs(reader, canvas)
     assert len(found) == 3
     assert found[1].box[0] >= 200 - PEN and found[1].box[2] <= 350 + PEN
 
 
-def test_a_letter_between_digits_is_not_a_digit(mnist_test, model):
+def test_a_letter_between_digits_is_not_a_digit(reader, mnist_test, model):
     images, _ = (t.numpy() for t in mnist_test)
     canvas, boxes = number_canvas([images[0], images[1], images[2]], np.random.default_rng(2))
     canvas = np.maximum(canvas - alone(canvas, boxes[1]), strokes_canvas(placed(A, 200, 70, 150)))
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    result = reader.read(canvas)
     assert result.status == "not_a_digit" and result.text is None
     assert result.is_digit() == [True, False, True]
     assert result.as_json()["digits"][1]["digit"] is None
     for shape in (A, SMILEY):
-        drawn = reading.read(strokes_canvas(placed(shape, 180, 30, 220)), model, app.MIN_CONFIDENCE)
+        drawn = reader.read(strokes_canvas(placed(shape, 180, 30, 220)))
         assert (drawn.status, drawn.message) == ("not_a_digit", reading.NOT_A_DIGIT)
 
 
-def test_the_reading_of_numbers_digits_and_empty_canvases(mnist_test, model):
+def test_the_reading_of_numbers_digits_and_empty_canvases(reader, mnist_test, model):
     images, labels = (t.numpy() for t in mnist_test)
     rng = np.random.default_rng(3)
     one, _ = number_canvas([images[0]], rng)
-    single = reading.read(one, model, app.MIN_CONFIDENCE)
+    single = reader.read(one)
     assert (single.status, single.text, single.message) == ("digit", str(labels[0]), None)
     assert single.probabilities.shape == (1, 10) and single.is_digit() == [True]
 
     for blank in (np.zeros((280, 560, 4), np.uint8), None):
-        empty = reading.read(blank, model, app.MIN_CONFIDENCE)
+        empty = reader.read(blank)
         assert (empty.status, empty.text, empty.message) == ("empty", None, reading.HINT)
         assert empty.as_json() == {
             "status": "empty",
@@ -248,12 +215,12 @@ def test_the_reading_of_numbers_digits_and_empty_canvases(mnist_test, model):
 
     # Nine digits are one too many: not read, with a message saying the limit.
     nine, _ = number_canvas([images[i] for i in range(9)], rng, size=(1440, 280))
-    too_many = reading.read(nine, model, app.MIN_CONFIDENCE)
+    too_many = reader.read(nine)
     assert len(too_many.glyphs) == 9
     assert (too_many.status, too_many.text) == ("unreadable", None)
     assert "8" in too_many.message and too_many.as_json()["digits"] == []
     eight, _ = number_canvas([images[i] for i in range(8)], rng, size=(1120, 280))
-    assert reading.read(eight, model, app.MIN_CONFIDENCE).status == "number"
+    assert reader.read(eight).status == "number"
 
 
 def test_a_glyph_below_the_threshold_makes_the_drawing_not_a_digit(mnist_test, model):
@@ -276,7 +243,7 @@ def first_of(images: np.ndarray, labels: np.ndarray, digit: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pair", TOUCHING_PAIRS)
-def test_a_touching_pair_is_one_mark_and_not_a_digit(mnist_test, model, pair):
+def test_a_touching_pair_is_one_mark_and_not_a_digit(reader, mnist_test, model, pair):
     """Two real digits drawn with the app's brush, the second touching and just overlapping
     the first: pieces are not cut (segment.py), so they are one glyph, and the reader, which
     trained on touching digits as non-digits, says so rather than guess a wrong digit."""
@@ -284,7 +251,7 @@ def test_a_touching_pair_is_one_mark_and_not_a_digit(mnist_test, model, pair):
     canvas, boxes = touching_canvas(
         [first_of(images, labels, d) for d in pair], np.random.default_rng(0), overlap=0.03
     )
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    result = reader.read(canvas)
     assert (result.status, result.text, len(result.glyphs)) == ("not_a_digit", None, 1)
     (true_left, true_right) = boxes
     (box,) = [d["box"] for d in result.as_json()["digits"]]
@@ -295,38 +262,38 @@ def test_a_touching_pair_is_one_mark_and_not_a_digit(mnist_test, model, pair):
     "strokes, text",
     [(OPEN_FOUR, "4"), (LIFTED_NINE, "9"), (FIVE + [], "5")],
 )
-def test_digits_drawn_with_a_pen_lift(model, strokes, text):
+def test_digits_drawn_with_a_pen_lift(reader, model, strokes, text):
     """An open 4 whose bar stops short of its stem, a 9 whose stem is beside its loop: the
     strokes do not touch, and the search reads them as one digit, at any size or place."""
     for side, left, top in [(220, 170, 40), (150, 40, 100), (110, 420, 20)]:
         canvas = strokes_canvas(placed(strokes, left, top, side))
-        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        result = reader.read(canvas)
         assert (result.status, result.text) == ("digit", text), (side, left)
 
 
-def test_54_with_an_open_four(model):
+def test_54_with_an_open_four(reader, model):
     canvas = strokes_canvas(placed(FIVE, 40, 40, 200) + placed(OPEN_FOUR, 270, 40, 200))
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    result = reader.read(canvas)
     assert (result.status, result.text) == ("number", "54")
     assert result.glyphs[0].box[2] < result.glyphs[1].box[0]
 
 
 @pytest.mark.parametrize("slide", [0, 6, 10, 20])
-def test_a_smudge_is_no_digit(model, slide):
+def test_a_smudge_is_no_digit(reader, model, slide):
     """A tap of the brush, dragged a little (a smudge), anywhere: no digit, never a 0."""
     for x, y in [(280, 140), (60, 230), (500, 40)]:
         canvas = strokes_canvas([[(x, y), (x + slide, y + slide / 2)]])
-        result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+        result = reader.read(canvas)
         assert result.status in ("empty", "not_a_digit") and result.text is None
 
 
-def test_a_letter_between_touching_digits_is_not_a_digit(model):
+def test_a_letter_between_touching_digits_is_not_a_digit(reader, model):
     """A 1, an A whose feet touch it and the 7 after it: the A is still not a digit."""
     one, seven = [[(140, 40), (140, 240)]], [[(300, 60), (430, 60), (305, 240)]]
     strokes = one + placed(A, 112, 30, 220) + seven
     canvas = strokes_canvas(strokes)
-    assert len(preprocess.pieces(preprocess.ink(canvas)).boxes) == 1  # it is all one piece
-    result = reading.read(canvas, model, app.MIN_CONFIDENCE)
+    assert len(segment.pieces(preprocess.ink(canvas)).boxes) == 1  # it is all one piece
+    result = reader.read(canvas)
     assert result.status == "not_a_digit" and result.text is None
     assert None in [d["digit"] for d in result.as_json()["digits"]]
 
@@ -338,10 +305,10 @@ def canvas_cases() -> list[dict]:
 
 @pytest.mark.skipif(not CASES.is_dir(), reason="../shared/cases is not here")
 @pytest.mark.parametrize("case", canvas_cases() if CASES.is_dir() else [], ids=lambda c: c["file"])
-def test_shared_canvas_cases(case):
+def test_shared_canvas_cases(reader, case):
     """Each drawing of ../shared/cases that comes from the sketchpad, through the app's own
     answer, reads as its manifest says."""
     picture = np.asarray(Image.open(CASES / case["file"]).convert("RGBA"))
-    label, seen, json = app.answer(picture)
+    label, seen, json = reader.answer(picture)
     assert json["status"] in case["expected_status"].split("|")
     assert json["text"] == (case["expected_text"] or None)

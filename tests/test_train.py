@@ -13,9 +13,10 @@ from safetensors.torch import load_file
 from scipy import ndimage
 
 import synth
+from augment import LIFT_GAP, MAX_PEN_STEPS, augment, lift_pen, pen_paths, redraw, skeletonize
+from mnist import MNIST_FILES
 from model import WEIGHTS_PATH, Ensemble, load_model, read_metadata
-from synth import LIFT_GAP, MAX_PEN_STEPS, augment, lift_pen, pen_paths, redraw, skeletonize
-from train import MEMBER_EPOCHS, MNIST_FILES, parse_args, pick_device
+from train import MEMBER_EPOCHS, parse_args, pick_device
 
 ROOT = WEIGHTS_PATH.parent.parent
 

@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: drawings with known answers, a live app, its visitors."""
