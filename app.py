@@ -15,10 +15,13 @@ shows the glyphs. The value at pen-up goes into a State, whose change explains t
 picture: once a stroke, after its label, with no second upload.
 """
 
+import base64
 import ctypes
 import functools
+import io
 import os
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import torch
 from PIL import Image
 
 import about
+import corrections
 import explain
 import preprocess
 import reading
@@ -68,6 +72,21 @@ GAP_SHADE = 128
 # at a time leaves the other core to the live labels, which must not wait for them.
 EXPLAIN_CONCURRENCY = 1
 TOP_CLASSES = 3
+# Visitors' answers (corrections.py keeps them). The note says what is kept, before any press.
+ANSWER_NOTE = (
+    "Wrong? Type what it really is, or press **Right**. Only the drawing and your answer are "
+    "kept, nothing about you; answers may be used to improve the model and may be published "
+    "as a dataset."
+)
+ANSWER_PLACEHOLDER = 'What it really is: 7, 407 or "not a digit"'
+NOTHING_TO_ANSWER = "Draw something first: there is nothing to answer yet."
+TOO_MANY_ANSWERS = "Too many answers at once: please wait a minute and send it again."
+BAD_COUNTER = "Not sent: the page's answer counter is not a number. Reload the page."
+MAX_ANSWER_NUMBER = 2**62  # SQLite's INTEGER holds 2**63 - 1; a page counts far fewer
+ANSWER_COUNTER_JS = (  # numbers the page's answers, in the order they are sent (Store.save)
+    "(drawing, text, sequence) => "
+    "[drawing, text, (window.sketchpadAnswers = (window.sketchpadAnswers || 0) + 1)]"
+)
 INSIDE_TEXT = """
 **Saliency** (integrated gradients): the ink that made the answer. **Red**: ink that pushed
 the model towards its answer; **blue**: ink that pushed it away; the stronger the colour,
@@ -303,6 +322,127 @@ class Reader:
         )
 
 
+class Answers:
+    """What visitors say their drawings really were, kept in the corrections store
+    (corrections.py): the page's Right and Send. Only a picture that this server read for
+    the page is kept, held server-side in a gr.State, never one sent with the answer.
+    `problem` is why answers are not kept (a store that cannot be opened), else None."""
+
+    def __init__(self, reader: Reader, store: "corrections.Store | None", problem: str | None):
+        self.reader, self.store, self.problem = reader, store, problem
+        self.model_sha256 = corrections.model_sha256(WEIGHTS_PATH) if store else ""
+        self.per_page = corrections.RateLimit(corrections.ANSWERS_PER_PAGE_PER_MINUTE)
+        self.everyone = corrections.RateLimit(corrections.ANSWERS_PER_MINUTE)
+
+    @classmethod
+    def open(cls, reader: Reader, path: Path | None) -> "Answers | None":
+        """The answers kept in the store at `path`; None when corrections are off (no
+        path: CORRECTIONS_DB=off). A store that cannot be opened gives Answers that say so."""
+        if path is None:
+            return None
+        try:
+            return cls(reader, corrections.Store.open(path), None)
+        except (corrections.CorrectionsError, OSError) as e:
+            print(f"MNIST Sketchpad: {e}", file=sys.stderr)
+            return cls(reader, None, str(e))
+
+    @staticmethod
+    def canvas_drawing(value: object) -> tuple[dict | None, str]:
+        """The drawing to answer for, at the canvas's pen-up: a new random id (each stroke,
+        Undo or Clear is a new drawing) and the picture that was read (its PNG data URL,
+        decoded again, within the same limits, only when an answer comes)."""
+        url = value.get("png") if isinstance(value, dict) else None
+        return (new_drawing(url) if isinstance(url, str) else None), ""
+
+    @staticmethod
+    def upload_drawing(payload: dict | None) -> tuple[dict | None, str]:
+        """The drawing to answer for, for an upload: the pixels that were read, as a PNG (no
+        EXIF), shrunk to fit MAX_PICTURE_PIXELS; None when it cannot be read."""
+        try:
+            image = upload_picture(payload)
+        except preprocess.ImageError:
+            image = None
+        if image is None:
+            return None, ""
+        if image.size[0] * image.size[1] > MAX_PICTURE_PIXELS:
+            shrink = (image.size[0] * image.size[1] / MAX_PICTURE_PIXELS) ** 0.5
+            image = image.resize((int(image.size[0] / shrink), int(image.size[1] / shrink)))
+        return new_drawing(
+            preprocess.PNG_DATA_URL + base64.b64encode(png_bytes(image)).decode()
+        ), ""
+
+    def right(self, drawing: dict | None, _text: str, sequence: float, request: gr.Request) -> str:
+        """Right: the reading's own text (or "not a digit") is the answer."""
+        return self.keep(drawing, None, sequence, request)
+
+    def send(self, drawing: dict | None, text: str, sequence: float, request: gr.Request) -> str:
+        """Send: the typed text is the answer, when it is one (corrections.valid_label)."""
+        label = corrections.valid_label(text)
+        if label is None:
+            return f"Not sent: {corrections.LABEL_RULE}."
+        return self.keep(drawing, label, sequence, request)
+
+    def keep(
+        self, drawing: dict | None, label: str | None, sequence: float, request: gr.Request
+    ) -> str:
+        """Save an answer for the drawing (`label`, or the reading's own for None) and say
+        how it went, in a line for the page."""
+        if self.store is None:
+            return self.problem or f"{corrections.OFF_PREFIX}."
+        number = answer_number(sequence)
+        if number is None:
+            return BAD_COUNTER
+        if drawing is None:
+            return NOTHING_TO_ANSWER
+        try:
+            image = preprocess.read_data_url(drawing["picture"], MAX_PICTURE_PIXELS)
+        except preprocess.ImageError:
+            return NOTHING_TO_ANSWER
+        r = self.reader.read(image)
+        if r.status in ("empty", "unreadable"):
+            return NOTHING_TO_ANSWER
+        label = label or corrections.read_as_label(r.as_json())
+        try:
+            if self.store.answer_for(drawing["drawing"]) is None and not self.allowed(request):
+                return TOO_MANY_ANSWERS
+            self.store.save(
+                drawing["drawing"], png_bytes(image), r.as_json(), label, self.model_sha256, number
+            )
+            kept = self.store.answer_for(drawing["drawing"])  # a later answer may be kept
+        except corrections.CorrectionsError as e:
+            return str(e)
+        return f"Thank you: kept as “{kept}”."
+
+    def allowed(self, request: gr.Request) -> bool:
+        """Whether one more new answer fits the page's and everyone's rate limits."""
+        page = getattr(request, "session_hash", None) or "no page"
+        return self.per_page.allow(page) and self.everyone.allow("everyone")
+
+
+def answer_number(sequence: object) -> int | None:
+    """The page's answer counter (ANSWER_COUNTER_JS) as a whole number, or None when it is
+    none: only a hand-made request sends anything else."""
+    try:
+        number = int(sequence or 0)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if 0 <= number <= MAX_ANSWER_NUMBER else None
+
+
+def new_drawing(picture: str) -> dict:
+    """A drawing to answer for: a new random id (not about the visitor) and its picture."""
+    return {"drawing": uuid.uuid4().hex, "picture": picture}
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The picture's pixels as a PNG, nothing else (no EXIF, no text chunks)."""
+    if image.mode not in preprocess.STANDARD_MODES:
+        image = image.convert("RGBA")
+    buffer = io.BytesIO()
+    Image.frombytes(image.mode, image.size, image.tobytes()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 # The canvas fills its column at the picture's shape (its frame a shadow: a border would
 # shift the pointer's position), and a finger on it draws instead of scrolling the page.
 # The 28x28 preview is enlarged by the browser: keep its pixels crisp.
@@ -334,9 +474,12 @@ SKETCHPAD_HTML = """
 """
 
 
-def build_page(reader: Reader, weights_path: Path = WEIGHTS_PATH) -> gr.Blocks:
-    """The whole page, reading with `reader`: the canvas and the upload, the reading, what
-    the model saw, inside the model and about it; and the endpoints for programs."""
+def build_page(
+    reader: Reader, answers: Answers | None = None, weights_path: Path = WEIGHTS_PATH
+) -> gr.Blocks:
+    """The whole page, reading with `reader`: the canvas and the upload, the reading (and,
+    with `answers`, what visitors say it really was), what the model saw, inside the model
+    and about it; and the endpoints for programs."""
     with gr.Blocks(
         title="MNIST Sketchpad", analytics_enabled=False, delete_cache=DELETE_CACHE_S
     ) as page:
@@ -355,6 +498,8 @@ def build_page(reader: Reader, weights_path: Path = WEIGHTS_PATH) -> gr.Blocks:
                     label="The model reads",
                     elem_id="prediction",
                 )
+                if answers is not None:
+                    drawing, answer_status = answer_panel(answers)
         reader.seen.render()
         with gr.Accordion("The reading, for programs (JSON)", open=False, elem_id="reading-json"):
             as_json = gr.JSON(show_label=False, elem_id="reading")
@@ -385,8 +530,44 @@ def build_page(reader: Reader, weights_path: Path = WEIGHTS_PATH) -> gr.Blocks:
             reader.explain_drawing, [sketch, which], api_name="explain", preprocess=False, **inside
         )
         upload.change(reader.classify, inputs=upload, api_name="classify", **io, **live)
+        if answers is not None:  # a new drawing to answer for, and no answer yet
+            new = dict(outputs=[drawing, answer_status], api_visibility="private")
+            picture_done.change(answers.canvas_drawing, picture_done, **new)
+            upload.change(answers.upload_drawing, upload, preprocess=False, **new)
         about_the_model(reader.model, weights_path)
     return page.queue(default_concurrency_limit=CONCURRENCY)
+
+
+def answer_panel(answers: Answers) -> tuple[gr.State, gr.Markdown]:
+    """Right, or the truth typed and sent, for the drawing last read (a gr.State the page's
+    reading events fill: see canvas_drawing, upload_drawing), with a line on what is kept."""
+    drawing = gr.State()  # {"drawing": an id, "picture": the PNG data URL that was read}
+    sequence = gr.Number(visible=False, value=0)  # the page's answer counter (ANSWER_COUNTER_JS)
+    with gr.Group(elem_id="answers"):
+        with gr.Row(equal_height=True):
+            right = gr.Button("Right", elem_id="correction-right", scale=0, min_width=80)
+            text = gr.Textbox(
+                show_label=False,
+                placeholder=ANSWER_PLACEHOLDER,
+                elem_id="correction",
+                max_lines=1,
+                scale=3,
+            )
+            send = gr.Button("Send", elem_id="correction-send", scale=0, min_width=80)
+    status = gr.Markdown(answers.problem or "", elem_id="correction-status")
+    gr.Markdown(ANSWER_NOTE, elem_id="correction-note")
+    answer = dict(
+        inputs=[drawing, text, sequence],
+        outputs=status,
+        js=ANSWER_COUNTER_JS,
+        api_visibility="private",
+        concurrency_id="answers",
+        trigger_mode="multiple",  # a second press while the first is saved is sent: it wins
+    )
+    right.click(answers.right, **answer)
+    send.click(answers.send, **answer)
+    text.submit(answers.send, **answer)
+    return drawing, status
 
 
 def drawing_tabs(reader: Reader) -> tuple[gr.HTML, gr.Image]:
@@ -472,14 +653,28 @@ def configure_server() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", ANALYTICS_CACHE_FREQUENCY)
 
 
+def start_backups(answers: Answers | None) -> None:
+    """On a Space, push snapshots of the store to a private dataset when CORRECTIONS_REPO
+    names one (and HF_TOKEN may write it): corrections.start_backups."""
+    repo = os.environ.get("CORRECTIONS_REPO", "").strip()
+    if not repo or answers is None or answers.store is None:
+        return
+    try:
+        corrections.start_backups(answers.store.path, repo, os.environ.get("HF_TOKEN"))
+    except corrections.CorrectionsError as e:
+        print(f"MNIST Sketchpad: {e}", file=sys.stderr)
+
+
 def main() -> None:
     configure_server()
     try:
         reader = Reader.load()
     except WeightsError as e:
         sys.exit(f"MNIST Sketchpad cannot start: {e}")
+    answers = Answers.open(reader, corrections.store_path())
+    start_backups(answers)
     # No run history: a run per stroke is noise, and each would store the canvas in the browser.
-    build_page(reader).launch(css=CSS, head=PHONE_MARGINS, run_history=False)
+    build_page(reader, answers).launch(css=CSS, head=PHONE_MARGINS, run_history=False)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 90  # importing torch and gradio on a busy 2-core machine
 STOP_TIMEOUT_S = 10
+_processes: dict[str, subprocess.Popen] = {}  # each running server's process, by its URL
 
 
 def free_port() -> int:
@@ -26,30 +28,42 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(command: list[str] | None = None, log_path: Path | None = None):
-    """Yield the URL of a running `python app.py` (or `command`), and stop it afterwards."""
+def serve(
+    command: list[str] | None = None,
+    log_path: Path | None = None,
+    environ: dict[str, str] | None = None,
+):
+    """Yield the URL of a running `python app.py` (or `command`), and stop it afterwards.
+    Its corrections store is a fresh file in a temporary folder unless `environ` (added to
+    the server's environment) names one in CORRECTIONS_DB."""
     port = free_port()
+    scratch = tempfile.TemporaryDirectory()
     env = os.environ | {
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "CORRECTIONS_DB": str(Path(scratch.name) / "corrections.sqlite3"),
     }
+    env |= environ or {}
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 (closed below, after the process)
     process = subprocess.Popen(
         command or [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}/"
+    _processes[url] = process
     try:
         _wait_until_up(url, process)
         yield url
     finally:
-        process.terminate()
+        del _processes[url]
+        process.terminate()  # nothing to do for one already killed (a test's SIGKILL)
         try:
             process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
         log.close()
+        scratch.cleanup()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen) -> None:
@@ -63,6 +77,11 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.25)
     raise TimeoutError(f"the server did not answer at {url} within {START_TIMEOUT_S} s")
+
+
+def server_process(url: str) -> subprocess.Popen:
+    """The process of the server that serve() runs at `url` (to kill it, or read its pid)."""
+    return _processes[url]
 
 
 def server_pid() -> int:

@@ -20,7 +20,6 @@ import photo
 import preprocess
 import reading
 from harness.photographed import photograph
-from model import read_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT.parent / "shared" / "cases"
@@ -37,12 +36,6 @@ FAMILIES = (  # the issue's four, and the other conditions of the benchmark
 SIZES = ((1200, 900), (900, 1200), (1600, 1200), (1512, 1512))
 
 
-@pytest.fixture(scope="module")
-def reader(model):
-    """What reading.read needs besides the picture: the committed model and its threshold."""
-    return model, float(read_metadata()["min_confidence"])
-
-
 def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
@@ -51,7 +44,7 @@ def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
 
 def read_file(data: bytes, reader) -> reading.Reading:
     """The upload path: decode the file's bytes, then read the picture."""
-    return reading.read(preprocess.read_image(io.BytesIO(data)), *reader)
+    return reader.read(preprocess.read_image(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize("condition", FAMILIES)
@@ -69,7 +62,7 @@ def test_photographed_digits_are_read_as_well_as_on_a_clean_canvas(condition, mn
         read = read_file(jpeg_bytes(taken.picture), reader)
         assert read.status != "empty" and read.message != reading.HINT, (condition, n)
         photo_right += read.text == truth
-        clean_right += reading.read(taken.clean(), *reader).text == truth
+        clean_right += reader.read(taken.clean()).text == truth
     assert photo_right >= clean_right - 1 and photo_right >= PER_FAMILY - 3, condition
 
 
@@ -137,7 +130,7 @@ def test_a_big_jpeg_is_decoded_small_and_its_boxes_are_in_the_files_pixels(mnist
     assert decoded.size == (1000, 750)  # a quarter each way: libjpeg's DCT scaling
     full = Image.open(io.BytesIO(data))
     full.load()
-    small, large = reading.read(decoded, *reader), reading.read(full, *reader)
+    small, large = reader.read(decoded), reader.read(full)
     assert small.text == large.text == f"{labels[0]}{labels[1]}"
     for a, b in zip(small.as_json()["digits"], large.as_json()["digits"], strict=True):
         assert np.abs(np.subtract(a["box"], b["box"])).max() <= 16  # 4 file pixels a pixel
