@@ -37,6 +37,18 @@ TRAINING_FACTS = {
     "val_junk_declined": "Validation segmentation junk declined at that confidence",
     "marks": "Taps, dabs, ticks and small scribbles trained on as non-digits",
     "val_marks_declined": "Validation marks declined at that confidence",
+    # A fine-tune on visitors' corrections (finetune.py): its epochs and rate are those above.
+    "corrections": "Visitors' corrections fine-tuned on",
+    "corrections_held_out": "Corrections held out to judge the fine-tune",
+    "corrections_accuracy": "Held-out corrections read right",
+    "from_corrections_accuracy": "Held-out corrections read right before the fine-tune",
+    "drawn_val_accuracy": "Drawn validation digits read right",
+    "from_drawn_val_accuracy": "Drawn validation digits read right before the fine-tune",
+    "from_val_accuracy": "Validation accuracy before the fine-tune",
+    "from_val_nondigits_declined": "Validation non-digits declined before the fine-tune",
+    "from_test_accuracy": "Test accuracy before the fine-tune",
+    "corrections_from": "Fine-tuned from the weights with sha256",
+    "corrections_rows": 'sha256 of the ids of the accepted corrections read (sorted, "1,2,3")',
     "torch_version": "PyTorch",
 }
 # PyTorch's defaults, left out of the layer descriptions so that what is chosen stands out.

@@ -80,6 +80,7 @@ ANSWER_NOTE = (
 )
 ANSWER_PLACEHOLDER = 'What it really is: 7, 407 or "not a digit"'
 NOTHING_TO_ANSWER = "Draw something first: there is nothing to answer yet."
+NOTHING_READ = "Nothing was read to be right: type what it is, and press Send."
 TOO_MANY_ANSWERS = "Too many answers at once: please wait a minute and send it again."
 BAD_COUNTER = "Not sent: the page's answer counter is not a number. Reload the page."
 MAX_ANSWER_NUMBER = 2**62  # SQLite's INTEGER holds 2**63 - 1; a page counts far fewer
@@ -399,9 +400,11 @@ class Answers:
         except preprocess.ImageError:
             return NOTHING_TO_ANSWER
         r = self.reader.read(image)
-        if r.status in ("empty", "unreadable"):
+        if r.status == "empty":
             return NOTHING_TO_ANSWER
         label = label or corrections.read_as_label(r.as_json())
+        if label is None:  # Right, where nothing was read (too many marks): nothing to confirm
+            return NOTHING_READ
         try:
             if self.store.answer_for(drawing["drawing"]) is None and not self.allowed(request):
                 return TOO_MANY_ANSWERS

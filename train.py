@@ -1,10 +1,15 @@
 """Train the ConvNet on MNIST and save the weights that the app loads.
 
-    python train.py                 # the shipped weights (about 8 minutes on a 2-core CPU)
-    python train.py --epochs 5 --out /tmp/quick.safetensors
+    python train.py                 # the shipped weights (about 4 minutes on a 2-core CPU)
+    python train.py --epochs 1      # 99% of MNIST test, in about half a minute
+    python train.py --corrections data/corrections.sqlite3   # fine-tune: finetune.py
+
+    MNIST -> the synthesised pictures (cached in data/pictures/) -> pen paths -> fit
+    -> the "not a digit" threshold -> test once -> report, history, weights
 
 The whole dataset lives on the device as one tensor and batches are drawn by index,
 augmented there in one batched step: no DataLoader or per-image PIL work in the loop.
+Where the time goes, measured: docs/DESIGN.md, Training speed.
 """
 
 import argparse
@@ -53,6 +58,7 @@ MARKS = 1_000
 MARKS_PER_BATCH = 8
 OUTLIER_WEIGHT = 0.5  # Hendrycks et al.'s weight for the even-belief loss
 STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in each batch
+CORRECTIONS_PER_BATCH = 16  # a fine-tune's glyphs from visitors' corrections (finetune.py)
 MEMBERS = 1  # ConvNets in the shipped reader (docs/DESIGN.md, Ensembles: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
 #                    (fewer fit 6 minutes on a 2-core CPU but decline fewer of the held-out
@@ -157,6 +163,10 @@ class Pictures(NamedTuple):
     junk: torch.Tensor  # synth.segmentation_junk
     marks: torch.Tensor  # synth.marks: never redrawn
     paths: tuple[torch.Tensor, ...] | None  # of digits, styles, others and junk
+    # A fine-tune's glyphs from visitors' corrections (finetune.py), label -1 for "not a digit".
+    corrections: torch.Tensor | None = None
+    correction_labels: torch.Tensor | None = None
+    correction_paths: torch.Tensor | None = None
 
 
 class Splits(NamedTuple):
@@ -304,7 +314,35 @@ def batch(
             NONDIGIT_PEN_STEPS,
         )
         marks_ = augment(marks_, None, generator, redraw_fraction=0)
-    return x, y, torch.cat([others, marks_] if augmented else [others, junks, marks_])
+    others = torch.cat([others, marks_] if augmented else [others, junks, marks_])
+    if data.corrections is not None:
+        x, y, others = with_corrections(data, x, y, others, generator, augmented)
+    return x, y, others
+
+
+def with_corrections(
+    data: Pictures,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    others: torch.Tensor,
+    generator: torch.Generator,
+    augmented: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's digits, labels and non-digits with CORRECTIONS_PER_BATCH of the
+    corrections' glyphs added: digits to the digits, "not a digit" to the non-digits."""
+    device = data.digits.device
+    pick = torch.randint(
+        len(data.corrections), (CORRECTIONS_PER_BATCH,), generator=generator, device=device
+    )
+    glyphs, labels = data.corrections[pick], data.correction_labels[pick]
+    if augmented:
+        glyphs = augment(glyphs, data.correction_paths[pick], generator)
+    digit = labels >= 0
+    return (
+        torch.cat([x, glyphs[digit]]),
+        torch.cat([y, labels[digit]]),
+        torch.cat([others, glyphs[~digit]]),
+    )
 
 
 def optimizers_and_schedules(
@@ -350,8 +388,9 @@ def fit(
         model.train()
         order = torch.randperm(len(data.digits), generator=generator, device=device)
         # A bar on a terminal only (disable=None): a log gets the epoch's line below.
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False)
-        bar.disable = bar.disable or not sys.stdout.isatty()
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=None
+        )
         running_loss = 0.0
         for step in bar:
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
@@ -504,11 +543,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs",
         type=int,
-        help=f"default: {MEMBER_EPOCHS} / members, the same training time whatever the members",
+        help=f"default: {MEMBER_EPOCHS} / members, the same training time whatever the members "
+        "(a fine-tune: finetune.EPOCHS)",
     )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
-        "--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule"
+        "--lr",
+        type=float,
+        help="peak learning rate of the one-cycle schedule (default 3e-3; a fine-tune's: "
+        "finetune.LR)",
     )
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=1)
@@ -525,19 +568,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--limit", type=int, default=0, help=argparse.SUPPRESS
     )  # tests: a small subset
+    parser.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="DB",
+        help="fine-tune on the accepted corrections in this store instead (finetune.py)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_weights",
+        type=Path,
+        default=WEIGHTS_PATH,
+        metavar="WEIGHTS",
+        help="with --corrections: the weights to fine-tune (default: the shipped file); "
+        "an ensemble keeps its members, and --members is ignored",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --corrections: write the weights even when the checks say no",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.members <= MAX_MEMBERS:
         parser.error(f"--members must be from 1 to {MAX_MEMBERS}")
-    if args.epochs is None:
-        args.epochs = max(1, round(MEMBER_EPOCHS / args.members))
-    if args.epochs < 1 or args.batch_size < 1:
+    if args.corrections is None:  # a fine-tune's defaults are its own (finetune.py)
+        args.lr = 3e-3 if args.lr is None else args.lr
+        if args.epochs is None:
+            args.epochs = max(1, round(MEMBER_EPOCHS / args.members))
+    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
     return args
 
 
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)  # epoch lines show up at once through `| tee`
+    arguments = parse_args()
     try:
-        train(parse_args())
+        if arguments.corrections is not None:
+            import finetune  # here: a full run needs none of the corrections' code
+
+            sys.exit(finetune.finetune(arguments))
+        train(arguments)
     except KeyboardInterrupt:
         sys.exit("\nInterrupted: nothing was saved, the previous weights file is untouched.")

@@ -25,21 +25,22 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_browser import (  # how a real Chromium draws on the canvas
+
+import app
+import corrections
+import preprocess
+from harness.browser import (
+    DESKTOP,
     SEVEN,
     ZERO,
+    chromium,
     draw_with_mouse,
     open_app,
     record_events,
     wait_for_label,
 )
-
-import app
-import corrections
-import preprocess
-from harness.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP
 from harness.drawn import paint
 from harness.server import serve, server_process
 from harness.visitor import Visitor, data_url, status_of
@@ -57,7 +58,7 @@ KILL_AFTER = 30  # acknowledged answers before the SIGKILL
 KILL_DEADLINE_S = 60  # the answers before the SIGKILL must come within this
 PAGE_LIMIT = corrections.ANSWERS_PER_PAGE_PER_MINUTE
 REPLACED = 4  # answers that replace one, before the page's limit is reached
-Strokes = list[list[tuple[float, float]]]  # as test_browser draws them: fractions of a square
+Strokes = list[list[tuple[float, float]]]  # as harness.browser draws them: fractions of a square
 GARBAGE = b"This is not a SQLite database, only bytes where the store should be.\n" * 64
 
 # The events the page fires, as the browser receives them. Gradio's frontend reads each
@@ -171,10 +172,8 @@ def events(store_server) -> Visitor:
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
