@@ -78,7 +78,7 @@ ANSWER_NOTE = (
     "kept, nothing about you; answers may be used to improve the model and may be published "
     "as a dataset."
 )
-ANSWER_PLACEHOLDER = 'What it really is: 7, 407 or "not a digit"'
+ANSWER_PLACEHOLDER = "What is it? 7, 407, not a digit"
 NOTHING_TO_ANSWER = "Draw something first: there is nothing to answer yet."
 NOTHING_READ = "Nothing was read to be right: type what it is, and press Send."
 TOO_MANY_ANSWERS = "Too many answers at once: please wait a minute and send it again."
