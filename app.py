@@ -88,6 +88,9 @@ ANSWER_COUNTER_JS = (  # numbers the page's answers, in the order they are sent 
     "(drawing, text, sequence) => "
     "[drawing, text, (window.sketchpadAnswers = (window.sketchpadAnswers || 0) + 1)]"
 )
+INTRODUCTION = """# MNIST Sketchpad
+Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten digits, read
+it as you draw. Try to fool it: it should say when it is not a digit."""
 INSIDE_TEXT = """
 **Saliency** (integrated gradients): the ink that made the answer. **Red**: ink that pushed
 the model towards its answer; **blue**: ink that pushed it away; the stronger the colour,
@@ -486,11 +489,7 @@ def build_page(
     with gr.Blocks(
         title="MNIST Sketchpad", analytics_enabled=False, delete_cache=DELETE_CACHE_S
     ) as page:
-        gr.Markdown(
-            "# MNIST Sketchpad\n"
-            "Draw a digit or a number and watch a small ConvNet, trained on MNIST's handwritten "
-            "digits, read it as you draw. Try to fool it: it should say when it is not a digit."
-        )
+        gr.Markdown(INTRODUCTION)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=360):  # the phone's column: the canvas, full width
                 pad, upload = drawing_tabs(reader)
