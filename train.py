@@ -64,6 +64,7 @@ MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, wha
 #                    (fewer fit 6 minutes on a 2-core CPU but decline fewer of the held-out
 #                    non-digits than the 90% goal: docs/DESIGN.md, Training, measures them)
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
+PEAK_LR = 3e-3  # of the one-cycle schedule, for 30 epochs of batches of 128
 ROOT = Path(__file__).resolve().parent
 # The synthesised pictures are cached (data/pictures/): what makes them, and what they are
 # drawn with, names the cache file.
@@ -550,7 +551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--lr",
         type=float,
-        help="peak learning rate of the one-cycle schedule (default 3e-3; a fine-tune's: "
+        help=f"peak learning rate of the one-cycle schedule (default {PEAK_LR}; a fine-tune's: "
         "finetune.LR)",
     )
     parser.add_argument("--weight-decay", type=float, default=1e-4)
@@ -568,6 +569,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--limit", type=int, default=0, help=argparse.SUPPRESS
     )  # tests: a small subset
+    add_finetune_flags(parser)
+    args = parser.parse_args(argv)
+    if not 1 <= args.members <= MAX_MEMBERS:
+        parser.error(f"--members must be from 1 to {MAX_MEMBERS}")
+    if args.corrections is None:  # a fine-tune's defaults are its own (finetune.py)
+        args.lr = PEAK_LR if args.lr is None else args.lr
+        if args.epochs is None:
+            args.epochs = max(1, round(MEMBER_EPOCHS / args.members))
+    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be at least 1")
+    return args
+
+
+def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a fine-tune on visitors' corrections (finetune.py)."""
     parser.add_argument(
         "--corrections",
         type=Path,
@@ -588,16 +604,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with --corrections: write the weights even when the checks say no",
     )
-    args = parser.parse_args(argv)
-    if not 1 <= args.members <= MAX_MEMBERS:
-        parser.error(f"--members must be from 1 to {MAX_MEMBERS}")
-    if args.corrections is None:  # a fine-tune's defaults are its own (finetune.py)
-        args.lr = 3e-3 if args.lr is None else args.lr
-        if args.epochs is None:
-            args.epochs = max(1, round(MEMBER_EPOCHS / args.members))
-    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
-        parser.error("--epochs and --batch-size must be at least 1")
-    return args
 
 
 if __name__ == "__main__":
