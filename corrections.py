@@ -573,6 +573,17 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def read_rows(path: Path, status: str | None = None, pictures: bool = True) -> list[Row]:
+    """The store's rows with that status (all for None), oldest first, read without changing
+    the store (no file created, nothing migrated). CorrectionsError, with what is wrong, for
+    a missing file, one that is not a corrections store, or a failed read."""
+    with closing(open_read_only(path)) as connection:
+        try:
+            return list(_rows(connection, status, pictures))
+        except sqlite3.Error as e:
+            raise _error(f"{Path(path).absolute()} can't be read", e, BUSY_TIMEOUT_S) from e
+
+
 CONFUSION_ROWS = tuple("0123456789") + (NOT_A_DIGIT,)
 CONFUSION_COLUMNS = CONFUSION_ROWS + ("other",)
 COLUMN_NAMES = {NOT_A_DIGIT: "nd", "other": "oth"}  # short headers, explained under the table
@@ -618,8 +629,7 @@ def _label_order(label: str) -> tuple[int, int, str]:
 def stats(path: Path) -> dict:
     """The figures of `stats`, for all answers and for each model: {"store", "all", "models":
     {sha256: figures}}. CorrectionsError as for open_read_only."""
-    with closing(open_read_only(path)) as connection:
-        rows = list(_rows(connection, pictures=False))
+    rows = read_rows(path, pictures=False)
     models = sorted({row.model for row in rows})
     return {
         "store": str(Path(path).absolute()),

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import hashlib
 import io
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -130,21 +129,12 @@ class Figures:
 
 
 def accepted_corrections(path: Path) -> list[Correction]:
-    """The store's accepted corrections, oldest first, read without changing the store (no
-    file is created, nothing migrated). Raises corrections.CorrectionsError, with what is
-    wrong, for a missing file, one that is not a corrections store, or a failed read."""
-    connection = corrections.open_read_only(path)
-    try:
-        found = connection.execute(
-            "SELECT id, picture, label FROM corrections WHERE status = 'accepted' ORDER BY id"
-        ).fetchall()
-    except sqlite3.Error as e:
-        raise corrections.CorrectionsError(f"{path} can't be read: {e}.") from e
-    finally:
-        connection.close()
+    """The store's accepted corrections, oldest first, read without changing the store
+    (corrections.read_rows). Raises corrections.CorrectionsError, with what is wrong, for a
+    missing file, one that is not a corrections store, or a failed read."""
     return [
-        Correction(int(i), bytes(png or b""), corrections.valid_label(str(label)) or "")
-        for i, png, label in found
+        Correction(row.id, row.picture, corrections.valid_label(row.label) or "")
+        for row in corrections.read_rows(path, "accepted")
     ]
 
 
