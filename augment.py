@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage import morphology
 
 from model import DIGIT_BOX, IMAGE_SIZE
 
@@ -39,6 +38,8 @@ def skeletonize(x: torch.Tensor, scale: int = 2) -> torch.Tensor:
     resolution, by scikit-image's skeletonize (Zhang and Suen's thinning, 1984), one
     picture at a time on the CPU, in THINNING_THREADS threads. (N, 1, H, W) floats in
     [0, 1], ink above 0.5 -> (N, 1, scale H, scale W) uint8 of 0 and 1, on x's device."""
+    from skimage import morphology  # here: a run with its pen paths cached skips the 0.25 s
+
     big = F.interpolate(x.float(), scale_factor=scale, mode="bilinear", align_corners=False)
     ink = (big > 0.5).squeeze(1).cpu().numpy()
     thin = np.zeros(ink.shape, dtype=np.uint8)

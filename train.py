@@ -1,10 +1,10 @@
 """Train the ConvNet on MNIST and save the weights that the app loads.
 
-    python train.py                 # the shipped weights (about 4 minutes on a 2-core CPU)
-    python train.py --epochs 1      # 99% of MNIST test, in about half a minute
+    python train.py                 # the shipped weights (4 to 7 minutes on a 2-core CPU)
+    python train.py --epochs 1      # 99% of MNIST test, in 15 to 20 seconds
     python train.py --corrections data/corrections.sqlite3   # fine-tune: finetune.py
 
-    MNIST -> the synthesised pictures (cached in data/pictures/) -> pen paths -> fit
+    MNIST -> the synthesised pictures and their pen paths (cached in data/pictures/) -> fit
     -> the "not a digit" threshold -> test once -> report, history, weights
 
 The whole dataset lives on the device as one tensor and batches are drawn by index,
@@ -14,6 +14,7 @@ Where the time goes, measured: docs/DESIGN.md, Training speed.
 
 import argparse
 import contextlib
+import ctypes
 import hashlib
 import importlib.metadata
 import sys
@@ -65,6 +66,12 @@ MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, wha
 #                    non-digits than the 90% goal: docs/DESIGN.md, Training, measures them)
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 PEAK_LR = 3e-3  # of the one-cycle schedule, for 30 epochs of batches of 128
+# glibc gives a freed block of over 128 KB back to the OS, and the next step page-faults it
+# in again: a step's activations are 1 to 15 MB each. Kept instead (as jemalloc and tcmalloc
+# keep them: PyTorch's CPU performance guide), an epoch takes 0.75x as long (float32: 0.8x;
+# docs/DESIGN.md, Training speed).
+MMAP_THRESHOLD = 32 * 2**20  # blocks up to glibc's largest threshold come from the heap...
+TRIM_THRESHOLD = 2**30  # ...which keeps up to this much freed memory for the next step
 ROOT = Path(__file__).resolve().parent
 # The synthesised pictures are cached (data/pictures/): what makes them, and what they are
 # drawn with, names the cache file.
@@ -87,12 +94,28 @@ def pick_device(requested: str | None = None) -> torch.device:
     return accelerator if accelerator is not None else torch.device("cpu")
 
 
-def uses_bfloat16(device: torch.device) -> bool:
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the blocks that a training step frees for the next step
+    (mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD), rather than return them to the OS.
+    Linux only: elsewhere, and on a C library without mallopt, nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+    mallopt(m_trim_threshold, TRIM_THRESHOLD)
+
+
+def uses_bfloat16(device: torch.device, float32: bool = False) -> bool:
     """Whether training computes in bfloat16: on CPUs with AMX tiles, whose matrix units
-    make it 1.7x as fast as float32 (measured: benchmarks/train_speed.py). Elsewhere
-    float32. The weights stay float32 either way, and so does every evaluation."""
+    make it 1.7x as fast as float32 (measured: benchmarks/train_speed.py), unless `float32`
+    (--float32: as a CPU without AMX trains). Elsewhere float32. The weights stay float32
+    either way, and so does every evaluation."""
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return device.type == "cpu" and amx()
+    return device.type == "cpu" and not float32 and amx()
 
 
 def train_step(
@@ -203,48 +226,95 @@ def load_splits(args: argparse.Namespace) -> Splits:
 
 
 def synthesized(args: argparse.Namespace, mnist: Splits) -> dict[str, torch.Tensor]:
-    """The run's synthesised pictures (synth.py), for training and for validation, on the
-    CPU: read from the picture cache when an earlier run with the same seed, sizes and
-    picture code made them, else made (about half a minute on a 2-core CPU) and cached."""
+    """The run's synthesised pictures (synth.py), for training and for validation, and the
+    pen paths (`redrawn_pen_paths`) of all that augmentation redraws, on the CPU: read from
+    the cache (data/pictures/) when an earlier run with the same seed, sizes and code made
+    them, else made (about 40 s on a 2-core CPU) and cached."""
     n = len(mnist.train_images)
-    counts = {"others": min(NONDIGITS, n // 4), "junk": min(JUNK, n // 8)}
+    counts = {"digits": n, "others": min(NONDIGITS, n // 4), "junk": min(JUNK, n // 8)}
     counts |= {"marks": min(MARKS, n // 40), "val": len(mnist.val_images)}
-    path = picture_cache_path(args.data_dir, args.seed, counts)
+    sizes = hashlib.sha256(repr(sorted(counts.items())).encode()).hexdigest()[:8]
+    code = code_hash(PICTURE_CODE, PICTURE_LIBRARIES)
+    path = Path(args.data_dir) / "pictures" / f"seed{args.seed}-{sizes}-{code}.safetensors"
     if path.exists():
         with stage(f"synthesised pictures from the cache {path.name}"):
-            return load_file(path)
-    with stage(
-        f"making {counts['others']:,} non-digits, {counts['junk']:,} pieces of segmentation "
-        f"junk, {counts['marks']:,} marks and digits in other styles, and their validation "
-        "twins (cached for the next run)"
-    ):
-        seed, val_seed = args.seed, args.seed + 1  # validation: other seeds than training's
-        styles, style_labels = digit_styles(seed)
-        images, labels = mnist.val_images, mnist.val_labels
-        pictures = {
-            "styles": styles,
-            "style_labels": style_labels,
-            "others": nondigits(counts["others"], seed),
-            "junk": segmentation_junk(mnist.train_images, mnist.train_labels, counts["junk"], seed),
-            "marks": marks(counts["marks"], seed),
-            "val_others": nondigits(len(images) * 3 // 5, val_seed),
-            "val_junk": segmentation_junk(images, labels, len(images) // 5, val_seed),
-            "val_marks": marks(len(images) // 10, val_seed),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, save({k: t.contiguous() for k, t in pictures.items()}))
+            pictures = load_file(path)
+    else:
+        with stage(
+            f"making {counts['others']:,} non-digits, {counts['junk']:,} pieces of segmentation "
+            f"junk, {counts['marks']:,} marks and digits in other styles, and their validation "
+            "twins (cached for the next run)"
+        ):
+            pictures = make_synthesized(mnist, counts, args.seed)
+        write_cache(path, pictures, replaces=("seed*.safetensors", f"-{code}"))
+    return pictures | redrawn_pen_paths(mnist, pictures, path)
+
+
+def code_hash(files: tuple[str, ...], libraries: tuple[str, ...]) -> str:
+    """A hash of the files' code and the libraries' versions: what a cache was made with."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update((ROOT / name).read_bytes())
+    for library in libraries:
+        digest.update(importlib.metadata.version(library).encode())
+    return digest.hexdigest()[:16]
+
+
+def make_synthesized(mnist: Splits, counts: dict[str, int], seed: int) -> dict[str, torch.Tensor]:
+    """The pictures that synth.py makes for a run (N, 1, 28, 28), with labels for the digits
+    in other styles; the validation ones from other seeds than training's."""
+    val_seed = seed + 1
+    images, labels = mnist.val_images, mnist.val_labels
+    makers = {
+        "others": lambda: nondigits(counts["others"], seed),
+        "junk": lambda: segmentation_junk(
+            mnist.train_images, mnist.train_labels, counts["junk"], seed
+        ),
+        "marks": lambda: marks(counts["marks"], seed),
+        "val_others": lambda: nondigits(len(images) * 3 // 5, val_seed),
+        "val_junk": lambda: segmentation_junk(images, labels, len(images) // 5, val_seed),
+        "val_marks": lambda: marks(len(images) // 10, val_seed),
+    }
+    pictures = dict(zip(("styles", "style_labels"), digit_styles(seed), strict=True))
+    # A bar on a terminal only (disable=None), as the epochs' bars: a log gets the stage line.
+    for kind in tqdm(makers, desc="pictures", leave=False, disable=None):
+        pictures[kind] = makers[kind]()
     return pictures
 
 
-def picture_cache_path(data_dir: Path, seed: int, counts: dict[str, int]) -> Path:
-    """Where the synthesised pictures of a seed and sizes are cached: the name holds a hash
-    of the code that makes them and the libraries it draws with, so a change makes new."""
-    digest = hashlib.sha256(repr(sorted(counts.items())).encode())
-    for name in PICTURE_CODE:
-        digest.update((ROOT / name).read_bytes())
-    for library in PICTURE_LIBRARIES:
-        digest.update(importlib.metadata.version(library).encode())
-    return Path(data_dir) / "pictures" / f"seed{seed}-{digest.hexdigest()[:16]}.safetensors"
+def redrawn_pen_paths(
+    mnist: Splits, pictures: dict[str, torch.Tensor], picture_path: Path
+) -> dict[str, torch.Tensor]:
+    """The pen paths (augment.pen_paths) of the MNIST digits and synthesised pictures that
+    augmentation redraws, for training and validation ("digits_paths", "val_junk_paths"...):
+    cached beside the pictures, under a hash of augment.py too, so that a change to the
+    augmentation makes these again (4 s), not the pictures (about 35 s)."""
+    code = code_hash(("augment.py",), ("scikit-image", "torch"))
+    path = picture_path.with_name(f"{picture_path.stem}-paths-{code}.safetensors")
+    if path.exists():
+        with stage("pen paths from the cache"):
+            return load_file(path)
+    cpu = torch.device("cpu")
+    redrawn = {
+        "digits": to_inputs(mnist.train_images, cpu),
+        "val_digits": to_inputs(mnist.val_images, cpu),
+    }
+    redrawn |= {k: pictures[k] for k in ("styles", "others", "junk", "val_others", "val_junk")}
+    with stage(f"pen paths of the {sum(len(x) for x in redrawn.values()):,} pictures"):
+        paths = {f"{kind}_paths": pen_paths(x) for kind, x in redrawn.items()}
+    write_cache(path, paths, replaces=("seed*-paths-*.safetensors", f"-paths-{code}"))
+    return paths
+
+
+def write_cache(path: Path, tensors: dict[str, torch.Tensor], replaces: tuple[str, str]) -> None:
+    """Write a cache file atomically, then remove the files it replaces: those matching the
+    glob replaces[0] whose names lack replaces[1] (made by other code: up to 260 MB each)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, save({k: t.contiguous() for k, t in tensors.items()}))
+    pattern, current = replaces
+    for old in path.parent.glob(pattern):
+        if current not in old.name:
+            old.unlink(missing_ok=True)
 
 
 def make_pictures(
@@ -252,21 +322,14 @@ def make_pictures(
 ) -> Pictures:
     """The training digits and what this run draws besides them, on the device, with the
     pen paths of all that augmentation redraws."""
-    x = to_inputs(mnist.train_images, device)
-    on_device = {k: t.to(device) for k, t in made.items()}
-    styles, others, junk = on_device["styles"], on_device["others"], on_device["junk"]
+    kinds = ("styles", "style_labels", "others", "junk", "marks")
     paths = None
     if args.augment:
-        with stage(f"pen paths of the {len(x) + len(styles) + len(others) + len(junk):,} pictures"):
-            paths = tuple(pen_paths(p) for p in (x, styles, others, junk))
+        paths = tuple(made[f"{k}_paths"].to(device) for k in ("digits", "styles", "others", "junk"))
     return Pictures(
-        x,
+        to_inputs(mnist.train_images, device),
         mnist.train_labels.to(device),
-        styles,
-        on_device["style_labels"],
-        others,
-        junk,
-        on_device["marks"],
+        *(made[kind].to(device) for kind in kinds),
         paths,
     )
 
@@ -277,13 +340,14 @@ def validation_pictures(
     """The validation digits and non-digits, drawn as the app meets them (redrawn, moved),
     from the validation images and with other seeds than training's."""
     generator = torch.Generator(device=device).manual_seed(seed + 1)
+    val = {k: t.to(device) for k, t in made.items() if k.startswith("val_")}
     digits = to_inputs(mnist.val_images, device)
-    others, junk = made["val_others"].to(device), made["val_junk"].to(device)
+    others, junk = val["val_others"], val["val_junk"]
     return {
-        "digits": augment(digits, pen_paths(digits), generator),
-        "nondigits": augment(others, pen_paths(others), generator, NONDIGIT_PEN_STEPS),
-        "junk": augment(junk, pen_paths(junk), generator, NONDIGIT_PEN_STEPS),
-        "marks": augment(made["val_marks"].to(device), None, generator, redraw_fraction=0),
+        "digits": augment(digits, val["val_digits_paths"], generator),
+        "nondigits": augment(others, val["val_others_paths"], generator, NONDIGIT_PEN_STEPS),
+        "junk": augment(junk, val["val_junk_paths"], generator, NONDIGIT_PEN_STEPS),
+        "marks": augment(val["val_marks"], None, generator, redraw_fraction=0),
     }
 
 
@@ -351,8 +415,10 @@ def optimizers_and_schedules(
 ) -> tuple[list[torch.optim.Optimizer], list[torch.optim.lr_scheduler.LRScheduler]]:
     """AdamW for each member, with a one-cycle learning rate (Smith and Topin, 2019) over
     the whole run."""
+    # Fused: one kernel updates every parameter, torch's fastest AdamW on each device it
+    # trains on (CPU, CUDA, MPS, XPU); 3% faster a run on a 2-core CPU with AMX.
     optimizers = [
-        torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=True)
         for m in members
     ]
     schedules = [
@@ -382,7 +448,7 @@ def fit(
     members = list(model.members) if isinstance(model, Ensemble) else [model]
     steps_per_epoch = -(-len(data.digits) // args.batch_size)
     optimizers, schedules = optimizers_and_schedules(members, args, steps_per_epoch)
-    bfloat16 = uses_bfloat16(device)
+    bfloat16 = uses_bfloat16(device, args.float32)
     history = []
     for epoch in range(1, args.epochs + 1):
         started = time.perf_counter()
@@ -452,7 +518,7 @@ def run_metadata(args: argparse.Namespace, device: torch.device, **facts: str) -
         "augment": str(args.augment),
         "seed": str(args.seed),
         "device": str(device),
-        "precision": "bfloat16 autocast" if uses_bfloat16(device) else "float32",
+        "precision": "bfloat16 autocast" if uses_bfloat16(device, args.float32) else "float32",
         "torch_version": torch.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
@@ -483,7 +549,7 @@ def write_outputs(
 def train(args: argparse.Namespace) -> None:
     """The whole run: data, pictures, training, threshold, test, report and weights."""
     device = pick_device(args.device)
-    bfloat16 = uses_bfloat16(device)
+    bfloat16 = uses_bfloat16(device, args.float32)
     print(f"device {device}{' (bfloat16 autocast)' if bfloat16 else ''}  seed {args.seed}")
     started = time.perf_counter()  # training time includes making the pictures
     with stage("MNIST"):
@@ -564,6 +630,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--device", help="force a device (cpu, cuda, mps, xpu...); default: autodetect"
     )
     parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="compute in float32 on a CPU with AMX too, as a CPU without AMX does",
+    )
+    parser.add_argument(
         "--no-augment", dest="augment", action="store_false", help="train on plain MNIST"
     )
     parser.add_argument(
@@ -608,6 +679,7 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
 
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)  # epoch lines show up at once through `| tee`
+    keep_freed_memory()
     arguments = parse_args()
     try:
         if arguments.corrections is not None:

@@ -1,6 +1,7 @@
 """One epoch, whole processes, side by side: `python train.py --epochs 1` against the seed's
 own one-epoch script (benchmarks/seed_recipe.py), from the process's start to its end
-(train.py's: the weights, report and history on disk).
+(train.py's: the weights, report and history on disk). On a CPU with AMX, train.py also runs
+with --float32, as a CPU without AMX trains.
 
     .venv/bin/python -m benchmarks.one_epoch [--rounds 3] [--cold]
 
@@ -19,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from mnist import DATA_DIR
+from train import uses_bfloat16
 
 ACCURACY = re.compile(r"test accuracy ([\d.]+)%")
 
@@ -55,6 +59,11 @@ def main() -> None:
         "train.py --epochs 1, warm cache": [sys.executable, "train.py", "--epochs", "1"],
     }
     runs["train.py --epochs 1, warm cache"] += ["--out", out]
+    if uses_bfloat16(torch.device("cpu")):  # a CPU without AMX trains in float32: time it too
+        runs["train.py --epochs 1 --float32"] = [
+            *runs["train.py --epochs 1, warm cache"],
+            "--float32",
+        ]
     subprocess.run(runs["train.py --epochs 1, warm cache"], capture_output=True, check=True)
     results = {name: [] for name in runs}
     if args.cold:

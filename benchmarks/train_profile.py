@@ -1,7 +1,10 @@
 """Where a training step's time goes, side by side in one run: drawing and augmenting the
 batch (train.batch: the redraw along pen paths, the affine moves, the non-digits), and the
-step itself (train.train_step), with AdamW fused or not, at two batch sizes and with one or
-two threads. Medians of --rounds alternating rounds of --steps steps each.
+step itself (train.train_step), with glibc's malloc as train.py sets it
+(train.keep_freed_memory) or as it comes, in bfloat16 where the CPU has AMX or in float32
+(as a CPU without AMX), with AdamW fused or not, at two batch sizes and with one or two
+threads. Medians of --rounds rounds of --steps steps each; each setting runs in a fresh
+process (glibc adapts its thresholds to what a process has freed before).
 
     .venv/bin/python -m benchmarks.train_profile [--steps 30] [--rounds 3]
 
@@ -9,19 +12,32 @@ The pictures are a run's own (train.synthesized, cached), on 8,192 training digi
 """
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
 from model import build_model
 from train import batch as draw_batch
-from train import load_splits, make_pictures, parse_args, synthesized, train_step, uses_bfloat16
+from train import (
+    keep_freed_memory,
+    load_splits,
+    make_pictures,
+    parse_args,
+    synthesized,
+    train_step,
+    uses_bfloat16,
+)
 
 DIGITS = 8_192
 
 
-def step_times(data, batch_size: int, fused: bool, steps: int) -> tuple[float, float]:
+def step_times(
+    data, batch_size: int, fused: bool, float32: bool, steps: int
+) -> tuple[float, float]:
     """Median milliseconds to draw a batch, and to take a step on it."""
     device = data.digits.device
     model = build_model(1).to(device, memory_format=torch.channels_last).train()
@@ -33,38 +49,67 @@ def step_times(data, batch_size: int, fused: bool, steps: int) -> tuple[float, f
         started = time.perf_counter()
         x, y, others = draw_batch(data, index, generator, True)
         drawn = time.perf_counter()
-        train_step(model, optimizer, x, y, others, uses_bfloat16(device))
+        train_step(model, optimizer, x, y, others, uses_bfloat16(device, float32))
         if step >= 3:
             drawing.append(drawn - started)
             stepping.append(time.perf_counter() - drawn)
     return 1000 * statistics.median(drawing), 1000 * statistics.median(stepping)
 
 
+SETTINGS = [  # threads, batch, AdamW fused, float32
+    (2, 128, True, False),  # train.py's
+    (2, 128, True, True),
+    (2, 128, False, False),
+    (2, 256, True, False),
+    (1, 128, True, False),
+]
+
+
+def one_setting(setting: str, steps: int) -> tuple[float, float]:
+    """A setting's ("threads,batch,fused,float32") draw and step milliseconds, in this
+    process."""
+    threads, batch_size, fused, float32 = (int(v) for v in setting.split(","))
+    run = parse_args(["--limit", str(DIGITS)])
+    mnist = load_splits(run)
+    data = make_pictures(run, mnist, synthesized(run, mnist), torch.device("cpu"))
+    torch.set_num_threads(threads)
+    return step_times(data, batch_size, bool(fused), bool(float32), steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("MALLOC", "SETTING"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    run = parse_args(["--limit", str(DIGITS)])
-    mnist = load_splits(run)
-    data = make_pictures(run, mnist, synthesized(run, mnist), torch.device("cpu"))
-    print(f"\ntorch {torch.__version__}, bfloat16 autocast: {uses_bfloat16(torch.device('cpu'))}")
-    settings = [(2, 128, True), (2, 128, False), (2, 256, True), (1, 128, True)]
-    results = {setting: [] for setting in settings}
+    if args.child:  # one setting, its times as JSON on the last line
+        malloc, setting = args.child
+        if malloc == "kept":
+            keep_freed_memory()
+        print(json.dumps(one_setting(setting, args.steps)))
+        return
+    results = {}
     for _ in range(args.rounds):
-        for threads, batch_size, fused in settings:
-            torch.set_num_threads(threads)
-            results[(threads, batch_size, fused)].append(
-                step_times(data, batch_size, fused, args.steps)
-            )
-    print("threads  batch  AdamW     draw ms  step ms  per digit ms  epoch of 55,000")
-    for (threads, batch_size, fused), times in results.items():
+        for setting in SETTINGS:
+            for malloc in ("kept", "glibc"):
+                key = ",".join(str(int(v)) for v in setting)
+                child = [sys.executable, "-m", "benchmarks.train_profile", "--child", malloc, key]
+                out = subprocess.run(
+                    [*child, "--steps", str(args.steps)], capture_output=True, text=True, check=True
+                )
+                times = json.loads(out.stdout.splitlines()[-1])
+                results.setdefault((malloc, setting), []).append(times)
+    bfloat16 = uses_bfloat16(torch.device("cpu"))
+    print(f"torch {torch.__version__}, a CPU {'with' if bfloat16 else 'without'} AMX")
+    print("malloc  threads  batch  AdamW     compute   draw ms  step ms  epoch of 55,000")
+    for (malloc, (threads, batch_size, fused, float32)), times in sorted(results.items()):
         drawing = statistics.median(t[0] for t in times)
         stepping = statistics.median(t[1] for t in times)
-        per_digit = (drawing + stepping) / batch_size
+        epoch = (drawing + stepping) / batch_size * 55
+        compute = "float32" if float32 or not bfloat16 else "bfloat16"
         print(
-            f"{threads:7d}  {batch_size:5d}  {'fused' if fused else 'for-loop':8s}  "
-            f"{drawing:7.1f}  {stepping:7.1f}  {per_digit:12.3f}  {per_digit * 55:8.1f} s"
+            f"{malloc:6s}  {threads:7d}  {batch_size:5d}  {'fused' if fused else 'for-loop':8s}  "
+            f"{compute:8s}  {drawing:7.1f}  {stepping:7.1f}  {epoch:8.1f} s"
         )
 
 

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 import synth
 from augment import LIFT_GAP, MAX_PEN_STEPS, augment, lift_pen, pen_paths, redraw, skeletonize
-from mnist import MNIST_FILES
+from mnist import DATA_DIR, MNIST_FILES
 from model import WEIGHTS_PATH, Ensemble, load_model, read_metadata
 from train import MEMBER_EPOCHS, parse_args, pick_device
 
@@ -188,21 +188,34 @@ def test_digits_in_other_styles_are_labelled_and_made_mnist_like():
 
 def test_cli_trains_a_loadable_model_that_beats_chance(tmp_path):
     out = tmp_path / "w.safetensors"
-    result = run_train("--epochs", "2", "--limit", "3000", "--out", str(out), "--seed", "3")
+    args = ("--epochs", "2", "--limit", "3000", "--out", str(out), "--seed", "3", "--float32")
+    result = run_train(*args)
     assert result.returncode == 0, result.stderr
-    assert "device cpu" in result.stdout and "parameters 184,586" in result.stdout
+    assert "device cpu" in result.stdout and "bfloat16" not in result.stdout
+    assert "parameters 184,586" in result.stdout
     assert "epoch  2/2" in result.stdout and "test accuracy" in result.stdout
     meta = read_metadata(out)
     assert meta["epochs"] == "2" and meta["seed"] == "3" and meta["train_images"] == "3000"
+    assert meta["precision"] == "float32"  # --float32, on a CPU with AMX too
     assert float(meta["test_accuracy"]) > 0.85  # chance is 0.10
     load_model(out)
 
 
-def test_same_seed_same_weights(tmp_path):
-    args = ("--epochs", "1", "--limit", "1000", "--seed", "7")
-    for name in ("a", "b"):
-        result = run_train(*args, "--out", str(tmp_path / f"{name}.safetensors"))
-        assert result.returncode == 0, result.stderr
+def test_same_seed_same_weights_from_the_picture_cache_that_replaces_older_code(tmp_path):
+    data = tmp_path / "data"  # MNIST, and no cached pictures but an older code's
+    (data / "MNIST").mkdir(parents=True)
+    (data / "MNIST" / "raw").symlink_to(DATA_DIR / "MNIST" / "raw")
+    older = data / "pictures" / "seed7-00000000-0123456789abcdef.safetensors"
+    older.parent.mkdir()
+    older.write_bytes(b"pictures of older code")
+    args = ("--epochs", "1", "--limit", "1000", "--seed", "7", "--data-dir", str(data))
+    first, second = (
+        run_train(*args, "--out", str(tmp_path / f"{name}.safetensors")) for name in ("a", "b")
+    )
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "making" in first.stdout and "pen paths of the" in first.stdout
+    assert "from the cache" in second.stdout and "making" not in second.stdout
+    assert not older.exists() and len(list(older.parent.iterdir())) == 2  # pictures, pen paths
     a, b = (load_file(tmp_path / f"{name}.safetensors") for name in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
