@@ -45,7 +45,9 @@ from model import (
 from synth import NONDIGIT_PEN_STEPS, digit_styles, marks, nondigits, segmentation_junk
 
 VAL_SIZE = 5_000  # the last training images; they report progress and set the threshold below
-EVAL_BATCH = 2_000
+# Images a forward pass when evaluating: a batch of 256's activations (19 MB) reuse memory, where
+# 2,000's (150 MB) take fresh pages each batch: 1.7x as fast on a 2-core CPU (train_profile).
+EVAL_BATCH = 256
 # Outlier exposure (Hendrycks et al., 2019): each batch of digits comes with pictures of other
 # things, for which the loss asks for an even belief over the ten digits; a low top
 # probability then means "not a digit".
@@ -62,8 +64,8 @@ STYLED_DIGITS_PER_BATCH = 8  # digits in other styles (synth.digit_styles) in ea
 CORRECTIONS_PER_BATCH = 16  # a fine-tune's glyphs from visitors' corrections (finetune.py)
 MEMBERS = 1  # ConvNets in the shipped reader (docs/DESIGN.md, Ensembles: why K = 1)
 MEMBER_EPOCHS = 30  # epochs times members: the default run's training time, whatever the members
-#                    (fewer fit 6 minutes on a 2-core CPU but decline fewer of the held-out
-#                    non-digits than the 90% goal: docs/DESIGN.md, Training, measures them)
+#                    (22 would fit 5 minutes on a 2-core CPU without AMX but decline fewer of
+#                    the held-out non-digits than the 90% floor: docs/DESIGN.md measures them)
 DECLINE_RATE = 0.01  # of the drawn validation digits that the threshold may decline
 PEAK_LR = 3e-3  # of the one-cycle schedule, for 30 epochs of batches of 128
 # glibc gives a freed block of over 128 KB back to the OS, and the next step page-faults it
@@ -416,7 +418,8 @@ def optimizers_and_schedules(
     """AdamW for each member, with a one-cycle learning rate (Smith and Topin, 2019) over
     the whole run."""
     # Fused: one kernel updates every parameter, torch's fastest AdamW on each device it
-    # trains on (CPU, CUDA, MPS, XPU); 3% faster a run on a 2-core CPU with AMX.
+    # trains on (CPU, CUDA, MPS, XPU); on a 2-core CPU, as fast as the for-loop or a little
+    # faster (docs/DESIGN.md, Training speed).
     optimizers = [
         torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=True)
         for m in members

@@ -3,8 +3,9 @@ batch (train.batch: the redraw along pen paths, the affine moves, the non-digits
 step itself (train.train_step), with glibc's malloc as train.py sets it
 (train.keep_freed_memory) or as it comes, in bfloat16 where the CPU has AMX or in float32
 (as a CPU without AMX), with AdamW fused or not, at two batch sizes and with one or two
-threads. Medians of --rounds rounds of --steps steps each; each setting runs in a fresh
-process (glibc adapts its thresholds to what a process has freed before).
+threads; then the evaluation's forward passes (train.eval_logits) in batches of 2,000 and
+of train.EVAL_BATCH. Medians of --rounds rounds of --steps steps each; each setting runs in
+a fresh process (glibc adapts its thresholds to what a process has freed before).
 
     .venv/bin/python -m benchmarks.train_profile [--steps 30] [--rounds 3]
 
@@ -20,17 +21,20 @@ import time
 
 import torch
 
+from mnist import DATA_DIR, load_mnist
 from model import build_model
-from train import batch as draw_batch
 from train import (
+    EVAL_BATCH,
     keep_freed_memory,
     load_splits,
     make_pictures,
     parse_args,
     synthesized,
+    to_inputs,
     train_step,
     uses_bfloat16,
 )
+from train import batch as draw_batch
 
 DIGITS = 8_192
 
@@ -56,6 +60,7 @@ def step_times(
     return 1000 * statistics.median(drawing), 1000 * statistics.median(stepping)
 
 
+EVAL_BATCHES = (2_000, EVAL_BATCH)  # before and now
 SETTINGS = [  # threads, batch, AdamW fused, float32
     (2, 128, True, False),  # train.py's
     (2, 128, True, True),
@@ -76,6 +81,31 @@ def one_setting(setting: str, steps: int) -> tuple[float, float]:
     return step_times(data, batch_size, bool(fused), bool(float32), steps)
 
 
+def eval_seconds(batch_size: int) -> float:
+    """Median seconds for the model's forward pass over 10,000 MNIST test images in eval
+    mode, in batches of `batch_size` (train.eval_logits' EVAL_BATCH), float32."""
+    images, _ = load_mnist(DATA_DIR, train=False)
+    x = to_inputs(images, torch.device("cpu"))
+    model = build_model(1).to(memory_format=torch.channels_last).eval()
+    times = []
+    for _ in range(4):  # the first warms up
+        started = time.perf_counter()
+        with torch.no_grad():
+            for part in x.split(batch_size):
+                model(part.contiguous(memory_format=torch.channels_last))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
+def child_times(malloc: str, setting: str, steps: int) -> str:
+    """In a fresh process: a setting's times, as JSON on its last line of output."""
+    child = [sys.executable, "-m", "benchmarks.train_profile", "--child", malloc, setting]
+    out = subprocess.run(
+        [*child, "--steps", str(steps)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -86,19 +116,21 @@ def main() -> None:
         malloc, setting = args.child
         if malloc == "kept":
             keep_freed_memory()
-        print(json.dumps(one_setting(setting, args.steps)))
+        if setting.startswith("eval,"):
+            print(json.dumps(eval_seconds(int(setting.split(",")[1]))))
+        else:
+            print(json.dumps(one_setting(setting, args.steps)))
         return
-    results = {}
+    results, evaluations = {}, {}
     for _ in range(args.rounds):
-        for setting in SETTINGS:
-            for malloc in ("kept", "glibc"):
+        for malloc in ("kept", "glibc"):
+            for setting in SETTINGS:
                 key = ",".join(str(int(v)) for v in setting)
-                child = [sys.executable, "-m", "benchmarks.train_profile", "--child", malloc, key]
-                out = subprocess.run(
-                    [*child, "--steps", str(args.steps)], capture_output=True, text=True, check=True
-                )
-                times = json.loads(out.stdout.splitlines()[-1])
+                times = child_times(malloc, key, args.steps)
                 results.setdefault((malloc, setting), []).append(times)
+            for batch_size in EVAL_BATCHES:
+                seconds = child_times(malloc, f"eval,{batch_size}", args.steps)
+                evaluations.setdefault((malloc, batch_size), []).append(seconds)
     bfloat16 = uses_bfloat16(torch.device("cpu"))
     print(f"torch {torch.__version__}, a CPU {'with' if bfloat16 else 'without'} AMX")
     print("malloc  threads  batch  AdamW     compute   draw ms  step ms  epoch of 55,000")
@@ -111,6 +143,9 @@ def main() -> None:
             f"{malloc:6s}  {threads:7d}  {batch_size:5d}  {'fused' if fused else 'for-loop':8s}  "
             f"{compute:8s}  {drawing:7.1f}  {stepping:7.1f}  {epoch:8.1f} s"
         )
+    print("malloc  evaluation batch  seconds for 10,000 images (float32)")
+    for (malloc, batch_size), seconds in sorted(evaluations.items()):
+        print(f"{malloc:6s}  {batch_size:16d}  {statistics.median(seconds):.2f}")
 
 
 if __name__ == "__main__":
