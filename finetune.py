@@ -409,31 +409,11 @@ def finetune(args: argparse.Namespace) -> int:
         print("Writing them anyway (--force).")
     history = [first_row(before), *history[:-1], last_row(history[-1], after)]
     facts = header_facts(before, after, glyphs, held, rows, from_sha)
-    facts |= run_facts(threshold, declined, data, seconds, history)
+    test_accuracy = history[-1]["test_accuracy"]  # as its history row rounded it
+    facts |= train.run_facts(test_accuracy, threshold, declined, data, seconds, history)
     metadata = train.run_metadata(args, device, **facts)
     train.write_outputs(model.cpu(), args.out, metadata, history, mnist, predicted)
     return 0
-
-
-def run_facts(
-    threshold: float, declined: dict, data: train.Pictures, seconds: float, history: list[dict]
-) -> dict[str, str]:
-    """The header's facts that the full run writes too (train.train), for the new weights;
-    test_accuracy and val_accuracy come from the history's last row."""
-    return {
-        "test_accuracy": f"{history[-1]['test_accuracy']:.4f}",
-        "val_accuracy": f"{history[-1]['val_accuracy']:.4f}",
-        "min_confidence": f"{threshold:.4f}",
-        "val_nondigits_declined": f"{declined['nondigits']:.4f}",
-        "val_junk_declined": f"{declined['junk']:.4f}",
-        "val_marks_declined": f"{declined['marks']:.4f}",
-        "nondigits": str(len(data.others)),
-        "junk": str(len(data.junk)),
-        "marks": str(len(data.marks)),
-        "train_images": str(len(data.digits)),
-        "train_seconds": f"{seconds:.0f}",
-        "history": report.history_csv(history),
-    }
 
 
 def first_row(before: Figures) -> dict:

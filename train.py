@@ -144,10 +144,13 @@ def train_step(
 
 
 @torch.no_grad()
-def eval_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The model's logits for images (float in [0, 1], N x 1 x 28 x 28), in eval mode."""
+def eval_logits(
+    model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> torch.Tensor:
+    """The model's logits for images (float in [0, 1], N x 1 x 28 x 28), in eval mode, in
+    batches of `batch_size`."""
     model.eval()
-    batches = images.split(EVAL_BATCH)
+    batches = images.split(batch_size)
     return torch.cat([model(b.contiguous(memory_format=torch.channels_last)) for b in batches])
 
 
@@ -311,7 +314,6 @@ def redrawn_pen_paths(
 def write_cache(path: Path, tensors: dict[str, torch.Tensor], replaces: tuple[str, str]) -> None:
     """Write a cache file atomically, then remove the files it replaces: those matching the
     glob replaces[0] whose names lack replaces[1] (made by other code: up to 260 MB each)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, save({k: t.contiguous() for k, t in tensors.items()}))
     pattern, current = replaces
     for old in path.parent.glob(pattern):
@@ -509,6 +511,33 @@ def set_threshold(model: nn.Module, val: dict[str, torch.Tensor]) -> tuple[float
     return min_confidence, declined
 
 
+def run_facts(
+    test_accuracy: float,
+    min_confidence: float,
+    declined: dict[str, float],
+    data: Pictures,
+    seconds: float,
+    history: list[dict],
+) -> dict[str, str]:
+    """The weights header's figures of a run, a full one or a fine-tune: its MNIST test and
+    last validation accuracy, the "not a digit" threshold and the shares of validation
+    non-digits it declines (set_threshold), what it trained on, its seconds and history."""
+    return {
+        "test_accuracy": f"{test_accuracy:.4f}",
+        "val_accuracy": f"{history[-1]['val_accuracy']:.4f}",
+        "min_confidence": f"{min_confidence:.4f}",
+        "val_nondigits_declined": f"{declined['nondigits']:.4f}",
+        "val_junk_declined": f"{declined['junk']:.4f}",
+        "val_marks_declined": f"{declined['marks']:.4f}",
+        "nondigits": str(len(data.others)),
+        "junk": str(len(data.junk)),
+        "marks": str(len(data.marks)),
+        "train_images": str(len(data.digits)),
+        "train_seconds": f"{seconds:.0f}",
+        "history": report.history_csv(history),
+    }
+
+
 def run_metadata(args: argparse.Namespace, device: torch.device, **facts: str) -> dict[str, str]:
     """The weights header's facts about the run: its settings and where it ran, with `facts`
     (the figures it measured)."""
@@ -581,23 +610,8 @@ def train(args: argparse.Namespace) -> None:
         f"test accuracy {test_acc:.2%} ({len(mnist.test_images):,} images, {misread:,} misread)  "
         f"training time {train_seconds:.0f}s"
     )
-    metadata = run_metadata(
-        args,
-        device,
-        test_accuracy=f"{test_acc:.4f}",
-        val_accuracy=f"{history[-1]['val_accuracy']:.4f}",
-        min_confidence=f"{min_confidence:.4f}",
-        val_nondigits_declined=f"{declined['nondigits']:.4f}",
-        val_junk_declined=f"{declined['junk']:.4f}",
-        val_marks_declined=f"{declined['marks']:.4f}",
-        nondigits=str(len(data.others)),
-        junk=str(len(data.junk)),
-        marks=str(len(data.marks)),
-        train_images=str(len(data.digits)),
-        train_seconds=f"{train_seconds:.0f}",
-        history=report.history_csv(history),
-    )
-    write_outputs(model, args.out, metadata, history, mnist, predicted)
+    facts = run_facts(test_acc, min_confidence, declined, data, train_seconds, history)
+    write_outputs(model, args.out, run_metadata(args, device, **facts), history, mnist, predicted)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
